@@ -1,5 +1,7 @@
 #include "core/thread_pool.h"
 
+#include "core/thread_priority.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -43,7 +45,12 @@ ThreadPool::~ThreadPool() { stop(); }
 
 void ThreadPool::start(int num_workers) {
   stopping_ = false;
-  for (int i = 0; i < num_workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 0; i < num_workers; ++i) {
+    workers_.emplace_back([this] {
+      lower_current_thread_priority();
+      worker_loop();
+    });
+  }
 }
 
 void ThreadPool::stop() {

@@ -16,12 +16,14 @@ struct BlockLayoutView {
   const int32_t* full_cnt = nullptr;  // [lb, lh, q_blocks]
   const int32_t* full_idx = nullptr;  // [lb, lh, q_blocks, max_blocks]
   const int32_t* mask_cnt = nullptr;  // [lb, lh, q_blocks]
-  const int32_t* mask_idx = nullptr;  // [lb, lh, q_blocks, max_blocks]
+  const int32_t* mask_idx = nullptr;  // [lb, lh, q_blocks, mask_max_blocks]
   int32_t batch = 1;                  // lb: 1 (broadcast over the batch) or the batch size
   int32_t heads = 1;                  // lh: 1 (broadcast over heads) or Hq
   int32_t q_blocks = 0;               // ceil(seq_q / block_size)
   int32_t k_blocks = 0;               // ceil(seq_k / block_size)
-  int32_t max_blocks = 0;             // row stride of the idx arrays (>= the largest count)
+  int32_t max_blocks = 0;             // row stride of full_idx (>= the largest full count)
+  int32_t mask_max_blocks = 0;        // row stride of mask_idx (>= the largest masked count); PBS keeps
+                                      // this small (own segment + tail) so the layout stays O(T^2) once
   int32_t block_size = 128;           // 64 or 128 tokens, for queries and keys alike
 
   // Offset of the (b, h) row group, in q_blocks units; broadcast dims collapse to 0.

@@ -1,0 +1,66 @@
+import { Tensor } from '../../lib/tensor';
+import { Context } from '../../lib/context';
+import { OutOfMemoryError } from '../../lib/errors';
+import { describeGpu, gpuContext, testContexts } from '../helpers/gpu';
+
+describe.each(testContexts())('memory accounting on %s', (_name, getContext) => {
+  test('10,000 create/dispose cycles return to the baseline', async () => {
+    const ctx = getContext();
+    await ctx.synchronize();
+    const base = ctx.memory();
+    for (let i = 0; i < 10_000; i++) {
+      const t = Tensor.zeros([256 + (i % 64)], { context: ctx });
+      const u = t.cast('float16');
+      t.dispose();
+      u.dispose();
+    }
+    await ctx.synchronize();
+    const after = ctx.memory();
+    expect(after.tensors).toBe(base.tensors);
+    expect(after.deviceBytes).toBe(base.deviceBytes);
+    expect(after.hostBytes).toBe(base.hostBytes);
+  });
+
+  test('context.dispose() disposes what it created', async () => {
+    const ctx = new Context({ device: getContext().backend });
+    const ts = [Tensor.zeros([10], { context: ctx }), Tensor.zeros([20], { context: ctx })];
+    expect(ctx.memory().tensors).toBe(2);
+    await ctx[Symbol.asyncDispose]();
+    expect(ts.every((t) => t.isDisposed)).toBe(true);
+    expect(() => ctx.memory()).toThrow(/disposed/);
+  });
+});
+
+describeGpu('device memory (CUDA)', () => {
+  test('device memory returns to baseline after 10,000 cycles (cudaMemGetInfo)', async () => {
+    const ctx = gpuContext();
+    await ctx.releaseCachedMemory();
+    const base = ctx.deviceMemoryInfo().freeBytes;
+    for (let i = 0; i < 10_000; i++) {
+      const t = Tensor.zeros([1 << 14], { context: ctx }); // 64 KiB each
+      t.dispose();
+    }
+    await ctx.releaseCachedMemory();
+    const after = ctx.deviceMemoryInfo().freeBytes;
+    // The driver allocates at 2 MiB granularity; anything beyond a few MiB would be a leak.
+    expect(Math.abs(base - after)).toBeLessThanOrEqual(8 << 20);
+    expect(ctx.memory().deviceBytes).toBe(0);
+  });
+
+  test('allocation beyond maxDeviceBytes or beyond the device rejects with ERR_OUT_OF_MEMORY', async () => {
+    const capped = new Context({ device: 'cuda', maxDeviceBytes: 1 << 20 });
+    const t = Tensor.zeros([1 << 19], { context: capped }); // 2 MiB > 1 MiB
+    await expect(t.toArray()).rejects.toBeInstanceOf(OutOfMemoryError);
+    await expect(capped.synchronize()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
+    const ctx = gpuContext();
+    const total = ctx.deviceMemoryInfo().totalBytes;
+    const huge = Tensor.empty([Math.ceil((total * 2) / 4)], { context: ctx });
+    await expect(huge.toArray()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
+    await expect(ctx.synchronize()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
+    // works normally afterwards
+    const ok = Tensor.from([1, 2, 3], [3], { context: ctx });
+    expect(Array.from(await ok.toArray())).toEqual([1, 2, 3]);
+    ok.dispose();
+    capped.dispose();
+  });
+});
