@@ -119,3 +119,11 @@ export function loadBinding(): LoadedBinding {
 export function native(): NativeBinding {
   return loadBinding().binding;
 }
+
+/**
+ * The native module typed as a capability's binding interface (each room declares its own native
+ * functions in lib/native/<op>.ts, next to the one description of the core in binding.ts).
+ */
+export function nativeOps<T>(): NativeBinding & T {
+  return loadBinding().binding as NativeBinding & T;
+}
