@@ -51,6 +51,15 @@ struct AttentionParams {
 // layouts produced by our own PBS kernels are in range by construction and the kernels clamp anyway).
 Status check_attention_params(const AttentionParams& p, bool for_cuda);
 
+// Host-side checks of index *values*, run on host copies of user input before any kernel (both
+// backends; the kernels clamp indices anyway, so a bad value can give a wrong result but never an
+// out-of-bounds access). Messages name the offending (batch, head, query block, position) and value.
+// Layout rows: counts in [0, max_blocks] (full) / [0, mask_max_blocks] (masked) with full + masked <=
+// k_blocks; indices in [0, k_blocks), strictly ascending in each list; no block in both lists of a row.
+Status check_block_layout_host(const BlockLayoutView& l);
+// Every row of perm [batch, heads, seq_k] is a permutation of [0, seq_k).
+Status check_key_perm_host(const int32_t* perm, int batch, int heads, int seq_k);
+
 namespace cpu {
 Status attention_fwd(const AttentionParams& p);
 }  // namespace cpu
