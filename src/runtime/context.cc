@@ -48,11 +48,22 @@ Status Context::Allocate(size_t bytes, const std::shared_ptr<Stream>& stream, st
   if (is_cuda()) {
     if (bytes > 0) {
       SK_RETURN_IF_ERROR(gpu::set_device(device_));
+      const auto& devices = gpu::probe().devices;
+      if (device_ < static_cast<int>(devices.size()) && bytes > devices[device_].total_bytes) {
+        // Never ask the pool for more than the device has: a failing request can leave the pool holding
+        // most of the device until it is trimmed (seen on an H200: other processes then failed to allocate).
+        return Status::Error(ErrorCode::kOutOfMemory,
+                             "could not allocate " + std::to_string(bytes) + " bytes on CUDA device " +
+                                 std::to_string(device_) + ": more than the device's total memory (" +
+                                 std::to_string(devices[device_].total_bytes) + " bytes)");
+      }
       Status s = gpu::malloc_async(&data, bytes, stream->cuda_stream());
       if (s.code == ErrorCode::kOutOfMemory) {
         // Cached pool blocks may be free but not reusable on this stream yet: return them and retry once.
         gpu::pool_trim(device_);
         s = gpu::malloc_async(&data, bytes, stream->cuda_stream());
+        // Whatever a failed request made the pool reserve goes back to the device at once.
+        if (!s.ok()) gpu::pool_trim(device_);
       }
       if (!s.ok()) {
         s.op = "allocate";

@@ -32,19 +32,25 @@ describe.each(testContexts())('memory accounting on %s', (_name, getContext) => 
 });
 
 describeGpu('device memory (CUDA)', () => {
-  test('device memory returns to baseline after 10,000 cycles (cudaMemGetInfo)', async () => {
+  test('device memory returns to baseline after 10,000 cycles', async () => {
     const ctx = gpuContext();
+    // Warm-up: CUDA loads kernels lazily (module memory) and the pool sets itself up on first use.
+    for (let i = 0; i < 100; i++) Tensor.zeros([1 << 14], { context: ctx }).dispose();
     await ctx.releaseCachedMemory();
-    const base = ctx.deviceMemoryInfo().freeBytes;
+    // What this process holds on the device: the memory pool's reservation. (cudaMemGetInfo is device-wide:
+    // with the test files running in parallel processes it moves with their allocations, by hundreds of
+    // MiB in the first H200 run, so it cannot attribute a leak to this process.)
+    const base = ctx.memory().poolReservedBytes;
+    let peak = 0;
     for (let i = 0; i < 10_000; i++) {
       const t = Tensor.zeros([1 << 14], { context: ctx }); // 64 KiB each
+      if (i % 1000 === 0) peak = Math.max(peak, ctx.memory().deviceBytes);
       t.dispose();
     }
     await ctx.releaseCachedMemory();
-    const after = ctx.deviceMemoryInfo().freeBytes;
-    // The driver allocates at 2 MiB granularity; anything beyond a few MiB would be a leak.
-    expect(Math.abs(base - after)).toBeLessThanOrEqual(8 << 20);
+    expect(peak).toBeGreaterThan(0); // the allocations happened
     expect(ctx.memory().deviceBytes).toBe(0);
+    expect(ctx.memory().poolReservedBytes).toBeLessThanOrEqual(base);
   });
 
   test('allocation beyond maxDeviceBytes or beyond the device rejects with ERR_OUT_OF_MEMORY', async () => {
@@ -53,10 +59,17 @@ describeGpu('device memory (CUDA)', () => {
     await expect(t.toArray()).rejects.toBeInstanceOf(OutOfMemoryError);
     await expect(capped.synchronize()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
     const ctx = gpuContext();
-    const total = ctx.deviceMemoryInfo().totalBytes;
-    const huge = Tensor.empty([Math.ceil((total * 2) / 4)], { context: ctx });
-    await expect(huge.toArray()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
-    await expect(ctx.synchronize()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
+    const { totalBytes, freeBytes } = ctx.deviceMemoryInfo();
+    // More than the device has. (A request between free and total memory is not tried here: while the pool
+    // grows towards it, allocations of the other test processes sharing the GPU would fail.)
+    void freeBytes;
+    for (const bytes of [totalBytes * 2]) {
+      const huge = Tensor.empty([Math.ceil(bytes / 4)], { context: ctx });
+      await expect(huge.toArray()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
+      await expect(ctx.synchronize()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
+    }
+    // The failed requests left nothing reserved in the pool.
+    expect(ctx.memory().poolReservedBytes).toBeLessThan(1 << 30);
     // works normally afterwards
     const ok = Tensor.from([1, 2, 3], [3], { context: ctx });
     expect(Array.from(await ok.toArray())).toEqual([1, 2, 3]);
