@@ -4,7 +4,7 @@
 #   1. build (unless --no-build): npm ci with the CUDA kernels for this machine's GPU
 #   2. inspect: the backend must be CUDA
 #   3. the whole jest suite with SPARSE_KERNELS_REQUIRE_GPU=1 (GPU tests fail instead of skipping)
-#   4. the benchmark matrix of every op (ours), then the peers a user would pick instead (torch), same job
+#   4. the benchmark matrix of every op, each with the peers a user would pick instead (torch) in the same job
 #   5. a summary table; everything under $OUT (default bench/results/gpu-<date>), plus one tarball
 # Options: --no-build  --quick (smaller benchmark matrix)  --skip-tests  --skip-bench  --ops "attention spmm ..."
 set -uo pipefail
@@ -47,12 +47,9 @@ fi
 
 if [[ $BENCH == 1 ]]; then
   for op in $OPS; do
-    step "bench $op (ours)"
+    # Each bench runs its peers (torch) itself, in the same job, and writes them as columns of its rows.
+    step "bench $op (ours + peers)"
     node dist/esm/cli/main.js bench --op "$op" $QUICK --json "$OUT_DIR/bench-$op.json" --out-dir "$OUT_DIR/$op" 2>&1 | tee -a "$LOG" || status=1
-    if [[ -f "bench/peers/$op.py" ]] && command -v python3 >/dev/null; then
-      step "bench $op (peers, same job)"
-      PYTHONUNBUFFERED=1 python3 "bench/peers/$op.py" --in "$OUT_DIR/$op" --json "$OUT_DIR/peers-$op.json" $QUICK 2>&1 | tee -a "$LOG" || status=1
-    fi
   done
   step "summary"
   node bench/summarize.mjs "$OUT_DIR" 2>&1 | tee -a "$LOG" "$OUT_DIR/summary.md" || status=1
