@@ -20,7 +20,7 @@ import {
 } from './dtype.js';
 import { DisposedError, SparseKernelsError, fromNative } from './errors.js';
 import type { NativeStorage } from './native/binding.js';
-import type { Stream } from './stream.js';
+import { Stream } from './stream.js';
 import { checkBoolean, checkDims, checkOneOf, checkOptions, describe, invalidType, invalidValue } from './validate.js';
 
 export type TensorLocation = 'cpu' | 'cuda' | 'none';
@@ -155,8 +155,10 @@ export class Tensor<T extends DType = DType> {
   ): Tensor<D> {
     const o = checkOptions<TensorOptions>('options', options, ['dtype', 'context', 'stream', 'copy']);
     const copy = o.copy === undefined ? false : checkBoolean('options.copy', o.copy);
-    const { src, srcType } = normaliseData(data, o.dtype);
-    const dtype = (o.dtype === undefined ? inferDType(data, srcType) : checkOneOf('options.dtype', o.dtype, DTYPES)) as D;
+    // The dtype is checked before the data is read: normaliseData indexes its tables by it.
+    const dtypeOpt = o.dtype === undefined ? undefined : checkOneOf('options.dtype', o.dtype, DTYPES);
+    const { src, srcType } = normaliseData(data, dtypeOpt);
+    const dtype = (dtypeOpt ?? inferDType(data, srcType)) as D;
     if (srcType !== dtype && !(isFloatDType(srcType) && isFloatDType(dtype))) {
       throw invalidType('data', `an array of ${dtype} values`, data);
     }
@@ -197,7 +199,7 @@ export class Tensor<T extends DType = DType> {
    */
   async toArray(options?: { stream?: Stream }): Promise<TypedArrayOf<T>> {
     const callSite = new Error();
-    const ab = await this._download(this.dtype, options?.stream, callSite);
+    const ab = await this._download(this.dtype, this._streamOption(options), callSite);
     return new DTYPE_ARRAY[this.dtype](ab, 0, this.size) as TypedArrayOf<T>;
   }
 
@@ -205,7 +207,7 @@ export class Tensor<T extends DType = DType> {
   async toFloat32Array(options?: { stream?: Stream }): Promise<Float32Array> {
     const callSite = new Error();
     if (!isFloatDType(this.dtype)) throw new TypeError(`toFloat32Array() needs a float tensor, this one is ${this.dtype}`);
-    const ab = await this._download('float32', options?.stream, callSite);
+    const ab = await this._download('float32', this._streamOption(options), callSite);
     return new Float32Array(ab, 0, this.size);
   }
 
@@ -227,7 +229,7 @@ export class Tensor<T extends DType = DType> {
     if (!isFloatDType(dtype) || !isFloatDType(this.dtype)) {
       if (dtype !== (this.dtype as DType)) throw invalidValue('dtype', 'a float dtype (casts convert between float types)', dtype);
     }
-    const stream = options?.stream ?? this._home;
+    const stream = this._streamOption(options) ?? this._home;
     if (this._error) return new Tensor(dtype, this.dims, this.context, stream, null, this._error);
     const src = this._storage();
     const out = Tensor._allocate(this.dims, dtype, this.context, stream);
@@ -237,12 +239,26 @@ export class Tensor<T extends DType = DType> {
 
   /** A new tensor with a copy of the data. */
   clone(options?: { stream?: Stream }): Tensor<T> {
-    const stream = options?.stream ?? this._home;
+    const stream = this._streamOption(options) ?? this._home;
     if (this._error) return new Tensor(this.dtype, this.dims, this.context, stream, null, this._error);
     const src = this._storage();
     const out = Tensor._allocate(this.dims, this.dtype, this.context, stream);
     out._ref?.native?.copyFrom(stream._requireNative(), src, this.byteLength);
     return out;
+  }
+
+  /**
+   * @internal `{ stream }` of toArray / toFloat32Array / cast / clone: a live Stream of this tensor's context,
+   * or undefined (the caller's default). Checked here so that a wrong value is a TypeError / RangeError naming
+   * it, not a failure inside the native call.
+   */
+  _streamOption(options: unknown): Stream | undefined {
+    const o = checkOptions<{ stream?: Stream }>('options', options, ['stream']);
+    if (o.stream === undefined) return undefined;
+    if (!(o.stream instanceof Stream)) throw invalidType('options.stream', 'a Stream', o.stream);
+    if (o.stream.context !== this.context) throw invalidValue('options.stream', "a stream of the tensor's context", o.stream);
+    o.stream._requireNative();
+    return o.stream;
   }
 
   /** A view with other dims and the same data (no copy); disposing either keeps the other valid. */
@@ -285,10 +301,8 @@ export class Tensor<T extends DType = DType> {
 
 function resolvePlacement(context: unknown, stream: unknown): { context: Context; stream: Stream } {
   if (stream !== undefined) {
-    const s = stream as Stream;
-    if (typeof s !== 'object' || s === null || !('context' in s) || typeof s.synchronize !== 'function') {
-      throw invalidType('options.stream', 'a Stream', stream);
-    }
+    if (!(stream instanceof Stream)) throw invalidType('options.stream', 'a Stream', stream);
+    const s = stream;
     if (context !== undefined && context !== s.context) {
       throw invalidValue('options.stream', 'a stream of options.context', stream);
     }
