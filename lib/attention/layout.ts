@@ -29,6 +29,28 @@ import {
 /** Sequence lengths are int32 in the kernels. */
 const MAX_LENGTH = 2 ** 31 - 1;
 
+/**
+ * Bounds on what one layout may hold, checked before anything is built: 2^21 rows (batch x heads x query
+ * blocks: 32 heads of 8M tokens in blocks of 128) and 2^26 list entries per list (dense causal attention
+ * over 1M tokens in blocks of 128, which takes the builders ~10 s). Beyond them a builder would spend
+ * minutes, or exhaust the JS heap (a fatal, uncatchable crash), building lists no kernel launch could use:
+ * a seqLen of 2^31 - 1 asks for ~10^14 entries. Identical rows need not be repeated: layouts broadcast
+ * over batch and heads (batch / heads 1).
+ */
+export const MAX_LAYOUT_ROWS = 2 ** 21;
+export const MAX_LAYOUT_ENTRIES = 2 ** 26;
+
+/** RangeError unless `rows` rows of `stride` entries (per list) stay within the bounds above. */
+function checkLayoutSize(name: string, g: { batch: number; heads: number; queryBlocks: number }, stride: number): void {
+  const rows = g.batch * g.heads * g.queryBlocks;
+  if (rows > MAX_LAYOUT_ROWS) {
+    throw invalidValue(name, `a layout of at most ${MAX_LAYOUT_ROWS} rows (batch x heads x queryBlocks)`, `${g.batch} x ${g.heads} x ${g.queryBlocks} rows`);
+  }
+  if (rows * stride > MAX_LAYOUT_ENTRIES) {
+    throw invalidValue(name, `a layout of at most ${MAX_LAYOUT_ENTRIES} list entries`, `${rows} rows of up to ${stride} blocks`);
+  }
+}
+
 /** An int32 index or count array: an Int32Array or an array of integers. */
 export type IndexArray = Int32Array | readonly number[];
 
@@ -53,7 +75,7 @@ export interface BlockLayoutLists {
 }
 
 /**
- * @internal The device-resident form the kernels read, on one context: int32 tensors fullCounts /
+ * Advanced (used by the PBS op): the device-resident form the kernels read, on one context: int32 tensors fullCounts /
  * maskCounts [lb, lh, queryBlocks], fullIndices [lb, lh, queryBlocks, maxBlocks], maskIndices
  * [lb, lh, queryBlocks, maskMaxBlocks]. The PBS op produces these directly on the device.
  */
@@ -105,7 +127,7 @@ function geometry(
   if (causal && keyLength !== queryLength) {
     throw invalidValue(`${name}.keyLength`, `queryLength (${queryLength}) for a causal layout (causal attention needs equal lengths)`, keyLength);
   }
-  return {
+  const g = {
     batch,
     heads,
     queryLength,
@@ -115,6 +137,8 @@ function geometry(
     queryBlocks: Math.ceil(queryLength / blockSize),
     keyBlocks: Math.ceil(keyLength / blockSize),
   };
+  checkLayoutSize(name, g, 0);
+  return g;
 }
 
 /** Packs per-row lists into tight arrays (row stride = the longest row). */
@@ -299,6 +323,7 @@ export class BlockLayout {
   static denseCausal(options: DenseCausalLayoutOptions): BlockLayout {
     const o = checkOptions<DenseCausalLayoutOptions>('options', options, ['seqLen', 'blockSize']);
     const g = geometry('options', { queryLength: checkInteger('options.seqLen', o.seqLen, 0, MAX_LENGTH), blockSize: o.blockSize });
+    checkLayoutSize('options', g, g.queryBlocks);
     const p = packRows(g, (_b, _h, qb, full, masked) => {
       for (let kb = 0; kb < qb; kb++) full.push(kb);
       masked.push(qb);
@@ -310,6 +335,7 @@ export class BlockLayout {
   static dense(options: DenseLayoutOptions): BlockLayout {
     const o = checkOptions<DenseLayoutOptions>('options', options, ['queryLength', 'keyLength', 'blockSize']);
     const g = geometry('options', { ...o, causal: false });
+    checkLayoutSize('options', g, g.keyBlocks);
     const partial = g.keyLength % g.blockSize !== 0;
     const p = packRows(g, (_b, _h, _qb, full, masked) => {
       for (let kb = 0; kb < g.keyBlocks; kb++) (partial && kb === g.keyBlocks - 1 ? masked : full).push(kb);
@@ -326,6 +352,7 @@ export class BlockLayout {
     const g = geometry('options', { queryLength: checkInteger('options.seqLen', o.seqLen, 0, MAX_LENGTH), blockSize: o.blockSize });
     const window = checkInteger('options.windowBlocks', o.windowBlocks, 1, MAX_LENGTH);
     const sinks = o.sinkBlocks === undefined ? BLOCK_LAYOUT_DEFAULTS.sinkBlocks : checkInteger('options.sinkBlocks', o.sinkBlocks, 0, MAX_LENGTH);
+    checkLayoutSize('options', g, Math.min(g.queryBlocks, window + sinks));
     const p = packRows(g, (_b, _h, qb, full, masked) => {
       const start = Math.max(0, qb - window + 1);
       for (let kb = 0; kb < Math.min(sinks, start); kb++) full.push(kb);
@@ -403,6 +430,10 @@ export class BlockLayout {
   /** The kept blocks as a 0/1 mask [batch, heads, queryBlocks, keyBlocks] (fromBlockMask's input form). */
   toBlockMask(): Uint8Array {
     const { fullCnt, fullIdx, maskCnt, maskIdx, maxBlocks, maskMaxBlocks } = this._p;
+    // A long sparse layout can have a block grid far larger than its lists: refuse instead of failing to allocate.
+    if (fullCnt.length * this.keyBlocks > MAX_LAYOUT_ENTRIES) {
+      throw new RangeError(`Expected a layout of at most ${MAX_LAYOUT_ENTRIES} blocks in its grid for toBlockMask() but this one has ${fullCnt.length} x ${this.keyBlocks} (use toLists())`);
+    }
     const out = new Uint8Array(fullCnt.length * this.keyBlocks);
     for (let r = 0; r < fullCnt.length; r++) {
       for (let t = 0; t < fullCnt[r]!; t++) out[r * this.keyBlocks + fullIdx[r * maxBlocks + t]!] = 1;
