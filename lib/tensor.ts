@@ -51,11 +51,16 @@ export interface EmptyOptions {
 /** Reference-counted native storage shared by a tensor and its reshaped views. */
 class StorageRef {
   refs = 1;
+  /** Objects that live exactly as long as this memory (Tensor._attach). */
+  attached: Array<{ dispose(): void }> | undefined;
   constructor(public native: NativeStorage | null) {}
   release(): void {
     if (--this.refs === 0 && this.native) {
       this.native.dispose();
       this.native = null;
+      const a = this.attached;
+      this.attached = undefined;
+      if (a) for (const d of a) d.dispose();
     }
   }
 }
@@ -245,6 +250,17 @@ export class Tensor<T extends DType = DType> {
     const out = Tensor._allocate(this.dims, this.dtype, this.context, stream);
     out._ref?.native?.copyFrom(stream._requireNative(), src, this.byteLength);
     return out;
+  }
+
+  /**
+   * @internal Ties `d` to this tensor's memory: `d` is disposed when the last view of the memory is disposed
+   * (a derived buffer, such as the inverse of a permutation, then goes with it instead of waiting for the
+   * garbage collector). Returns false, attaching nothing, when the tensor holds no memory.
+   */
+  _attach(d: { dispose(): void }): boolean {
+    if (this._ref?.native == null) return false;
+    (this._ref.attached ??= []).push(d);
+    return true;
   }
 
   /**

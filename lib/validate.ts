@@ -28,8 +28,15 @@ export function invalidValue(name: string, expected: string, actual: unknown): R
 }
 
 export const isDefined = <T>(v: T | undefined | null): v is T => v !== undefined && v !== null;
-export const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+/**
+ * An object literal (or Object.create(null)), from any realm: its prototype is null or a prototype whose own
+ * prototype is null. A RegExp, Date, Map, array, typed array or class instance is not an options object.
+ */
+export const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === null || Object.getPrototypeOf(proto) === null;
+};
 export const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 export const isInteger = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 export const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean';
@@ -88,5 +95,6 @@ export function checkDims(name: string, v: unknown): number[] {
   });
   const size = v.reduce((a: number, b: number) => a * b, 1);
   if (!Number.isSafeInteger(size)) throw invalidValue(name, 'a shape with fewer than 2^53 elements', v);
-  return v.slice();
+  // -0 passes as a non-negative integer; store it as 0 so that dims and sizes compare as users expect.
+  return v.map((d: number) => d + 0);
 }

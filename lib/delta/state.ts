@@ -117,12 +117,26 @@ export class DeltaState {
       xRef: Tensor.empty([2, streams, K], { dtype: 'float32', ...place }),
       yAcc: Tensor.empty([streams, M], { dtype: 'float32', ...place }),
       initialized: Tensor.empty([streams], { dtype: 'uint8', ...place }),
-      steps: Tensor.zeros([streams], { dtype: 'int32', ...place }),
-      // Zeroed: a step reads parity[s] (which x_ref buffer is current) even on an initialising step.
-      parity: Tensor.zeros([streams], { dtype: 'uint8', ...place }),
-      stats: Tensor.zeros([streams * 4], { dtype: 'int32', ...place }),
+      steps: Tensor.empty([streams], { dtype: 'int32', ...place }),
+      parity: Tensor.empty([streams], { dtype: 'uint8', ...place }),
+      stats: Tensor.empty([streams * 4], { dtype: 'int32', ...place }),
       ...(ctx.backend === 'cuda' ? { sync: Tensor.empty([sizes.sync / 4], { dtype: 'int32', ...place }) } : {}),
     };
+    const all = Object.values(buf) as Tensor[];
+    const failed = all.find((t) => t._error)?._error;
+    if (failed) {
+      // One buffer could not be allocated (out of memory): the whole state carries the error and holds no
+      // memory, instead of keeping (and zero-filling) the buffers that did fit, gigabytes for a huge S.
+      for (const t of all) {
+        t._ref?.release();
+        t._ref = null;
+        t._error = failed;
+      }
+    } else {
+      // Zeroed: a step reads parity[s] (which x_ref buffer is current) even on an initialising step.
+      const ns = stream._requireNative();
+      for (const t of [buf.steps, buf.parity, buf.stats]) t._ref!.native!.fill(ns, 0);
+    }
     const state = new DeltaState(layer, streams, stream, buf, version);
     state._invalidate(stream);
     return state;

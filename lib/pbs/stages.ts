@@ -40,6 +40,9 @@ const inverses = new WeakMap<Tensor, Tensor<'int32'>>();
 /** @internal */
 export function registerInverse(perm: Tensor<'int32'>, inv: Tensor<'int32'>): void {
   inverses.set(perm, inv);
+  // Freed with the permutation's memory: disposing perm frees its inverse at once (the WeakMap alone kept
+  // it until the perm object was garbage collected, so memory grew with every pbsPermutation call).
+  perm._attach(inv);
 }
 
 function knownInverse(perm: Tensor): Tensor<'int32'> | undefined {

@@ -153,6 +153,8 @@ export class PbsStats {
   /** Frees the device tensors the stats hold (the planner's layout and the permutation); call read() first. */
   dispose(): void {
     for (const o of this._src.owned) o.dispose();
+    // The timing fence is freed by read(); without a read() it would wait for the garbage collector.
+    this._src.fence?.dispose();
   }
 
   [Symbol.dispose](): void {

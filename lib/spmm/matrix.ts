@@ -193,7 +193,8 @@ export class BlockSparseMatrix {
     const ctx = commonContext({ w: wt });
     const [m, k] = wt.dims as [number, number];
     if (m > INT32_MAX || k > INT32_MAX) throw new ShapeError(`Expected w's dims to be at most 2^31 - 1 but they are [${m}, ${k}]`);
-    const [bm, bk] = checkBlockShape('options.blockShape', o.blockShape ?? BLOCK_SPARSE_FROM_DENSE_DEFAULTS.blockShape, ctx);
+    // undefined (only) means the default: null is a value like any other, and is refused.
+    const [bm, bk] = checkBlockShape('options.blockShape', o.blockShape === undefined ? BLOCK_SPARSE_FROM_DENSE_DEFAULTS.blockShape : o.blockShape, ctx);
     let tolerance: number = BLOCK_SPARSE_FROM_DENSE_DEFAULTS.tolerance;
     if (o.tolerance !== undefined) {
       tolerance = checkNumber('options.tolerance', o.tolerance, 0);

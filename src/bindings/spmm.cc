@@ -57,6 +57,9 @@ Activation ActivationParam(const OpArgs& a, const char* op) {
 }
 
 // The block-CSR header (shape, block, grid, nnzb) from params; pointers are filled by the caller.
+// Largest block (bm * bk elements) accepted, as in lib/spmm/matrix.ts.
+constexpr int64_t kMaxBlockElems = int64_t{1} << 24;
+
 BlockCsrView CsrHeader(Napi::Env env, Napi::Object params) {
   BlockCsrView w;
   w.rows = PropInt32(params, "rows");
@@ -65,6 +68,10 @@ BlockCsrView CsrHeader(Napi::Env env, Napi::Object params) {
   w.bk = PropInt32(params, "bk");
   SK_THROW_RANGE_IF(w.rows < 0 || w.cols < 0 || w.bm < 1 || w.bk < 1, env,
                     "spmm: shape must be non-negative and the block shape positive");
+  // Same bound as lib/ (checkBlockShape): a block of 2^30 elements would mean gigabytes of padding for a
+  // matrix of a few elements, i.e. minutes of zero-filling on the stream, not an error.
+  SK_THROW_RANGE_IF(static_cast<int64_t>(w.bm) * w.bk > kMaxBlockElems, env, "spmm: the block shape [", w.bm, ", ",
+                    w.bk, "] has more than 2^24 elements");
   w.mb = static_cast<int32_t>(CeilDiv(w.rows, w.bm));
   w.kb = static_cast<int32_t>(CeilDiv(w.cols, w.bk));
   w.nnzb = HasProp(params, "nnzb") ? PropInt64(params, "nnzb") : 0;
@@ -203,6 +210,8 @@ Napi::Value SpmmFromDense(const Napi::CallbackInfo& info) {
   p.target_sparsity = static_cast<float>(a.Double("sparsity"));
   SK_THROW_RANGE_IF(p.rows < 0 || p.cols < 0 || p.bm < 1 || p.bk < 1, env,
                     "BlockSparseMatrix.fromDense: shape must be non-negative and the block shape positive");
+  SK_THROW_RANGE_IF(static_cast<int64_t>(p.bm) * p.bk > kMaxBlockElems, env, "BlockSparseMatrix.fromDense: the block shape [",
+                    p.bm, ", ", p.bk, "] has more than 2^24 elements");
   const size_t bytes = Bytes(static_cast<int64_t>(p.rows) * p.cols, dtype_size(p.dtype));
   p.dense = a.In("w", bytes);
 

@@ -196,12 +196,18 @@ void Stream::WorkerLoop() {
       }
     }
     if (!is_cuda()) {
+      // Release the task (and with it the storages it held) before its completion can be observed: once
+      // `await t.toArray()` resolves, a disposed tensor's memory is free and no longer counts against
+      // maxDeviceBytes (it used to be freed just after, so dispose-then-allocate under a tight cap could fail).
+      const uint64_t seq = p.seq;
+      std::function<void(const Status&)> done = std::move(p.task.done);
+      p = Pending{};
       {
         std::lock_guard<std::mutex> lock(mu_);
-        completed_.store(p.seq, std::memory_order_release);
+        completed_.store(seq, std::memory_order_release);
       }
       progress_.notify_all();
-      if (p.task.done) p.task.done(err ? *err : Status::Ok());
+      if (done) done(err ? *err : Status::Ok());
       continue;
     }
     // CUDA: record the completion event of this task (also after a failed launch, so seq -> event
@@ -223,17 +229,21 @@ void Stream::WorkerLoop() {
       }
       RecordError(err);
     }
+    // The task's work is issued: release it (and its storages) now, before the completion thread can
+    // report it, so that a tensor disposed before the completion is freed (and uncounted) by then. The frees
+    // are enqueued on their home streams after this task's work (Storage::~Storage).
+    const uint64_t seq = p.seq;
+    std::function<void(const Status&)> done = std::move(p.task.done);
+    p = Pending{};
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (rec.ok()) events_[p.seq] = ev;
-      issued_.store(p.seq, std::memory_order_release);
-      inflight_.push_back(InFlight{p.seq, rec.ok() ? ev : nullptr, err ? *err : Status::Ok(),
-                                   std::move(p.task.done)});
+      if (rec.ok()) events_[seq] = ev;
+      issued_.store(seq, std::memory_order_release);
+      inflight_.push_back(InFlight{seq, rec.ok() ? ev : nullptr, err ? *err : Status::Ok(), std::move(done)});
     }
     if (!rec.ok() && ev) gpu::event_destroy(ev);
     progress_.notify_all();
     inflight_cv_.notify_one();
-    // p (and its storages) die here: frees are enqueued on their home streams after this task's work.
   }
   inflight_cv_.notify_all();
 }
