@@ -60,7 +60,10 @@ export interface StructuredInputOptions {
   needleLength?: number;
   /** Consecutive late queries that retrieve each needle (1: a single query; more: a question). Defaults to 1. */
   needleQueries?: number;
-  /** Share of its query's attention a needle takes. Defaults to 0.5. */
+  /**
+   * Share of its query's attention a needle takes, solved per needle on the rows of its own queries (the
+   * mean over up to 8 of them when needleQueries > 1). Defaults to 0.5.
+   */
   needleShare?: number;
   /** Needle queries lie in the last `needleWindow` tokens. Defaults to 128 (the proxy's rows). */
   needleWindow?: number;
@@ -297,7 +300,8 @@ export function generateStructuredInputs(o: StructuredInputOptions): StructuredI
   const window = Math.min(o.needleWindow ?? 128, n);
   const needleShare = o.needleShare ?? 0.5;
   const totalMass = bgMass / shares.background;
-  const needleAmp = amp(Math.log(((needleShare / (1 - needleShare)) * totalMass) / keyLength));
+  // First guess of the amplitude, from the calibration query's total mass; solved per needle below.
+  const needleGuess = amp(Math.log(((needleShare / (1 - needleShare)) * totalMass) / keyLength));
   const g = hq / hk;
   const dir = new Float32Array(d - FIRST_FREE);
   for (let h = 0; h < hk; h++) {
@@ -313,8 +317,10 @@ export function generateStructuredInputs(o: StructuredInputOptions): StructuredI
       let norm = 0;
       for (const x2 of dir) norm += x2 * x2;
       norm = Math.sqrt(norm);
+      const unit = Float64Array.from(dir, (x2) => x2 / norm);
+      const needleAmp = needleAmplitude({ q, k, n, d, scale, firstFree: FIRST_FREE, queryHead, kvHead: h, keyPos, keyLength, first, queryPos, unit, share: needleShare, guess: needleGuess });
       for (let cc = 0; cc < dir.length; cc++) {
-        const x3 = (needleAmp * dir[cc]!) / norm;
+        const x3 = needleAmp * unit[cc]!;
         for (let t = 0; t < keyLength; t++) k[(h * n + keyPos + t) * d + FIRST_FREE + cc]! += x3;
         for (let t = 0; t < queryCount; t++) q[(queryHead * n + first + t) * d + FIRST_FREE + cc]! += x3;
       }
@@ -322,6 +328,87 @@ export function generateStructuredInputs(o: StructuredInputOptions): StructuredI
     }
   }
   return { q, k, v, headsQ: hq, headsK: hk, seqLen: n, headDim: d, needles };
+}
+
+/** What needleAmplitude needs: the inputs so far, the needle's place and its unit direction (free coordinates). */
+interface NeedleFit {
+  q: Float32Array;
+  k: Float32Array;
+  n: number;
+  d: number;
+  scale: number;
+  firstFree: number;
+  queryHead: number;
+  kvHead: number;
+  keyPos: number;
+  keyLength: number;
+  first: number;
+  queryPos: number;
+  unit: Float64Array;
+  share: number;
+  guess: number;
+}
+
+/**
+ * The amplitude a (added as a * unit to the needle's keys and queries) at which the needle keys take
+ * `share` of their queries' attention, on the actual rows. One amplitude from the calibration query's
+ * total mass is not enough: the needle's logit also holds the band at the needle's distance, the noise
+ * cross terms (q.unit, k.unit) and the query's own total mass, which together swing it by several units
+ * (measured: shares from 0.4% to 99% for a 50% target at 4K), so a "needle" could be one its query hardly
+ * reads. With a added, the logit of key j for query p is l_j + a (w_j + [j needle] (c_p + a scale)),
+ * l_j = scale q_p.k_j, w_j = scale unit.k_j, c_p = scale q_p.unit; the share is solved by bisection
+ * (mean over up to 8 evenly spread queries of a multi-query needle).
+ */
+function needleAmplitude(f: NeedleFit): number {
+  const { q, k, n, d, scale, firstFree, unit } = f;
+  const count = f.queryPos - f.first + 1;
+  const picks = Math.min(count, 8);
+  const rows: Array<{ l: Float64Array; w: Float64Array; c: number }> = [];
+  for (let x = 0; x < picks; x++) {
+    const p = f.first + Math.round(picks === 1 ? count - 1 : (x * (count - 1)) / (picks - 1));
+    const qo = (f.queryHead * n + p) * d;
+    let c = 0;
+    for (let cc = 0; cc < unit.length; cc++) c += q[qo + firstFree + cc]! * unit[cc]!;
+    const l = new Float64Array(p + 1);
+    const w = new Float64Array(p + 1);
+    for (let j = 0; j <= p; j++) {
+      const ko = (f.kvHead * n + j) * d;
+      let s = 0;
+      for (let cc = 0; cc < d; cc++) s += q[qo + cc]! * k[ko + cc]!;
+      let t = 0;
+      for (let cc = 0; cc < unit.length; cc++) t += k[ko + firstFree + cc]! * unit[cc]!;
+      l[j] = s * scale;
+      w[j] = t * scale;
+    }
+    rows.push({ l, w, c: c * scale });
+  }
+  const shareAt = (a: number) => {
+    let total = 0;
+    for (const { l, w, c } of rows) {
+      let m = -Infinity;
+      const extra = a * (c + a * scale);
+      for (let j = 0; j < l.length; j++) m = Math.max(m, l[j]! + a * w[j]! + (j >= f.keyPos && j < f.keyPos + f.keyLength ? extra : 0));
+      let all = 0;
+      let needle = 0;
+      for (let j = 0; j < l.length; j++) {
+        const isNeedle = j >= f.keyPos && j < f.keyPos + f.keyLength;
+        const e = Math.exp(l[j]! + a * w[j]! + (isNeedle ? extra : 0) - m);
+        all += e;
+        if (isNeedle) needle += e;
+      }
+      total += needle / all;
+    }
+    return total / rows.length;
+  };
+  let lo = 0;
+  let hi = Math.max(f.guess, 1);
+  for (let it = 0; it < 20 && shareAt(hi) < f.share; it++) hi *= 1.5;
+  for (let it = 0; it < 40; it++) {
+    const mid = (lo + hi) / 2;
+    if (shareAt(mid) < f.share) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
 }
 
 export interface AccuracyOptions {
