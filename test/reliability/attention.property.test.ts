@@ -8,7 +8,7 @@
  * argument and allocate nothing. Huge geometries must be refused quickly instead of building for minutes.
  */
 import { BlockLayout, blockSparseAttention } from '../../lib/attention';
-import { Context } from '../../lib/context';
+import type { Context } from '../../lib/context';
 import type { FloatDType } from '../../lib/dtype';
 import { Tensor } from '../../lib/tensor';
 import { cpuContext, cudaUsable, describeGpu, gpuContext, REQUIRE_GPU } from '../helpers/gpu';
@@ -17,6 +17,7 @@ import { keepFromLists, referenceAttention } from '../reference/attention';
 import { type CaseArea } from './helpers/budget';
 import { normalsFrom, poison, tensorOf } from './helpers/data';
 import { attempt, badNumber, isPlainObject, checkAsyncProperty, checkProperty, expectCaseBudget, expectMemoryAt, fc, junk, memoryMark, mostly } from './helpers/fc';
+import { opFixtures } from './helpers/fixtures';
 
 const AREA: CaseArea = 'attention';
 expectCaseBudget(AREA);
@@ -446,12 +447,6 @@ function opArb(cuda: boolean, small: boolean): fc.Arbitrary<OpCase> {
   }) as fc.Arbitrary<OpCase>;
 }
 
-interface OpFixtures {
-  ctx: Context;
-  other: Context;
-  side: ReturnType<Context['createStream']>;
-  disposedStream: ReturnType<Context['createStream']>;
-}
 
 /** The model of blockSparseAttention's argument rules (its JSDoc, AttentionOptions, BlockLayout). */
 function opValid(c: OpCase, cuda: boolean, causal: boolean, layoutOk: boolean, dims: { q: number[]; k: number[]; v: number[] }, dtypes: { q: string; k: string; v: string }): boolean {
@@ -483,18 +478,8 @@ function opValid(c: OpCase, cuda: boolean, causal: boolean, layoutOk: boolean, d
 
 function attentionProperties(backend: string, getCtx: () => Context, scale: number): void {
   const cuda = backend === 'cuda';
-  let f: OpFixtures;
+  const f = opFixtures(getCtx);
   const runs = (n: number) => Math.max(20, Math.round(n * scale));
-  beforeAll(() => {
-    const ctx = getCtx();
-    const disposedStream = ctx.createStream();
-    disposedStream.dispose();
-    f = { ctx, other: new Context({ device: ctx.backend }), side: ctx.createStream(), disposedStream };
-  });
-  afterAll(() => {
-    f.side.dispose();
-    f.other.dispose();
-  });
 
   /** Builds the inputs of an op case (and its layout); returns what was built, for the call and for disposal. */
   function setup(c: OpCase, withData: boolean) {

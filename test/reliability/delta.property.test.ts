@@ -10,10 +10,9 @@
  * error bound); out-of-range device-resident stream ids fail the step with ERR_INVALID_ARG (CPU) and the state
  * recovers with reset().
  */
-import { Context } from '../../lib/context';
+import type { Context } from '../../lib/context';
 import { DeltaLinear, type DeltaState } from '../../lib/delta';
 import type { FloatDType } from '../../lib/dtype';
-import type { Stream } from '../../lib/stream';
 import { Tensor } from '../../lib/tensor';
 import { type Recorded, buildLayer, checkRecorded, roundTo } from '../delta/common';
 import { cpuContext, cudaUsable, describeGpu, gpuContext, REQUIRE_GPU } from '../helpers/gpu';
@@ -21,6 +20,7 @@ import { Rng } from '../helpers/random';
 import { type CaseArea } from './helpers/budget';
 import { normalsFrom } from './helpers/data';
 import { attempt, badNumber, checkAsyncProperty, checkProperty, drain, expectCaseBudget, expectMemoryAt, fc, isPlainObject, junk, memoryMark, mostly } from './helpers/fc';
+import { opFixtures } from './helpers/fixtures';
 
 const AREA: CaseArea = 'delta';
 expectCaseBudget(AREA);
@@ -32,27 +32,11 @@ const FLOATS = ['float32', 'float16', 'bfloat16'];
 const NAMES = ['weight', 'bias', 'options', 'streams', 'state', 'x', 'streamIds', 'layer'];
 const LINEAR_KEYS = ['threshold', 'mode', 'quantStep', 'refreshEvery', 'denseFallbackDensity', 'stream'];
 
-interface Fixtures {
-  ctx: Context;
-  other: Context;
-  side: Stream;
-  disposedStream: Stream;
-}
 
 function deltaProperties(backend: string, getCtx: () => Context, scale: number): void {
   const cuda = backend === 'cuda';
-  let f: Fixtures;
+  const f = opFixtures(getCtx);
   const runs = (n: number) => Math.max(20, Math.round(n * scale));
-  beforeAll(() => {
-    const ctx = getCtx();
-    const disposedStream = ctx.createStream();
-    disposedStream.dispose();
-    f = { ctx, other: new Context({ device: ctx.backend }), side: ctx.createStream(), disposedStream };
-  });
-  afterAll(() => {
-    f.side.dispose();
-    f.other.dispose();
-  });
   const streamOf = (s: unknown): { value: unknown; ok: boolean } =>
     s === 'side' ? { value: f.side, ok: true } : s === 'other' ? { value: f.other.stream, ok: false } : s === 'disposed' ? { value: f.disposedStream, ok: false } : { value: s, ok: false };
 

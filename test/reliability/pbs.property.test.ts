@@ -7,10 +7,9 @@
  * causal attention for threshold 1 and for the dense fallback, else attention restricted to the plan the
  * run reports (its layout and permutation), both checked against the PBS invariants.
  */
-import { Context } from '../../lib/context';
+import type { Context } from '../../lib/context';
 import type { FloatDType } from '../../lib/dtype';
 import { type PbsOptions, pbsAttention, pbsPermutation, pbsProxyScores, pbsSelectBlocks } from '../../lib/pbs';
-import type { Stream } from '../../lib/stream';
 import { Tensor } from '../../lib/tensor';
 import { cpuContext, cudaUsable, describeGpu, gpuContext, REQUIRE_GPU } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
@@ -19,6 +18,7 @@ import { refDenseCausal } from '../reference/pbs';
 import { lseError, makeInputs, referenceOfRun } from '../pbs/common';
 import { type CaseArea } from './helpers/budget';
 import { attempt, badNumber, type CacheAllowance, checkAsyncProperty, checkProperty, expectCaseBudget, expectMemoryAt, fc, isPlainObject, junk, memoryMark, mostly } from './helpers/fc';
+import { opFixtures } from './helpers/fixtures';
 
 const AREA: CaseArea = 'pbs';
 expectCaseBudget(AREA);
@@ -71,27 +71,11 @@ function optionsValid(o: Record<string, unknown>, stream: 'ok' | 'bad' | 'none')
 /** The dense fallback keeps the device copies of its last 8 dense causal layouts (4 int32 tensors each). */
 const DENSE_LAYOUT_CACHE: CacheAllowance = { what: 'PBS dense-fallback layouts', max: 8 * 4, owns: (t) => t.dtype === 'int32' && (t.rank === 3 || t.rank === 4) };
 
-interface Fixtures {
-  ctx: Context;
-  other: Context;
-  side: Stream;
-  disposedStream: Stream;
-}
 
 function pbsProperties(backend: string, getCtx: () => Context, scale: number): void {
   const cuda = backend === 'cuda';
-  let f: Fixtures;
+  const f = opFixtures(getCtx);
   const runs = (n: number) => Math.max(20, Math.round(n * scale));
-  beforeAll(() => {
-    const ctx = getCtx();
-    const disposedStream = ctx.createStream();
-    disposedStream.dispose();
-    f = { ctx, other: new Context({ device: ctx.backend }), side: ctx.createStream(), disposedStream };
-  });
-  afterAll(() => {
-    f.side.dispose();
-    f.other.dispose();
-  });
 
   const resolveStream = (s: unknown): { value: unknown; kind: 'ok' | 'bad' } =>
     s === 'side' ? { value: f.side, kind: 'ok' } : s === 'other' ? { value: f.other.stream, kind: 'bad' } : s === 'disposed' ? { value: f.disposedStream, kind: 'bad' } : { value: s, kind: 'bad' };

@@ -18,6 +18,7 @@ import { activate, denseFromCsr, referenceSelection } from '../reference/spmm';
 import { type CaseArea } from './helpers/budget';
 import { normalsFrom, roundTo } from './helpers/data';
 import { attempt, attemptAsync, badNumber, checkAsyncProperty, checkProperty, expectCaseBudget, expectMemoryAt, fc, junk, memoryMark, mostly } from './helpers/fc';
+import { opFixtures } from './helpers/fixtures';
 
 const AREA: CaseArea = 'spmm';
 expectCaseBudget(AREA);
@@ -28,13 +29,6 @@ const GPU_SIDES = [16, 32, 64];
 const isInt = (v: unknown, lo: number, hi: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= lo && v <= hi;
 const NAMES = ['x', 'w', 'options', 'rowPtr', 'colIdx', 'values', 'shape', 'blockShape', 'n', 'this matrix'];
 
-interface Fixtures {
-  ctx: Context;
-  other: Context;
-  side: Stream;
-  disposedStream: Stream;
-  disposedCtx: Context;
-}
 
 // ---- fromBlockCsr ----
 
@@ -136,20 +130,8 @@ function csrValid(rowPtr: unknown, colIdx: unknown, mb: number, kb: number): boo
 
 function spmmProperties(backend: string, getCtx: () => Context, scale: number): void {
   const cuda = backend === 'cuda';
-  let f: Fixtures;
+  const f = opFixtures(getCtx);
   const runs = (n: number) => Math.max(20, Math.round(n * scale));
-  beforeAll(() => {
-    const ctx = getCtx();
-    const disposedStream = ctx.createStream();
-    disposedStream.dispose();
-    const disposedCtx = new Context({ device: ctx.backend });
-    disposedCtx.dispose();
-    f = { ctx, other: new Context({ device: ctx.backend }), side: ctx.createStream(), disposedStream, disposedCtx };
-  });
-  afterAll(() => {
-    f.side.dispose();
-    f.other.dispose();
-  });
 
   test('BlockSparseMatrix.fromBlockCsr: valid arrays denote exactly the matrix built; malformed ones are refused on the host, naming the position', async () => {
     const mark = await memoryMark(f.ctx);
