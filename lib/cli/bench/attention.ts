@@ -16,7 +16,7 @@ import { Context } from '../../context.js';
 import { type FloatDType, toHalfBits } from '../../dtype.js';
 import { packageRoot } from '../../native/dialect.js';
 import { Tensor } from '../../tensor.js';
-import { type Row, type TimingOptions, formatTable, timeOnStream, writeReport } from './harness.js';
+import { type Row, type TimingOptions, formatTable, random, timeOnStream, writeReport } from './harness.js';
 
 export interface AttentionBenchOptions {
   /** A smaller matrix (one or two lengths, fewer reps) for a smoke run. Defaults to false. */
@@ -43,18 +43,6 @@ interface PeerResult {
   blocks?: number;
   maskSource?: string;
   error?: string;
-}
-
-/** mulberry32: deterministic bench inputs and masks (the same masks every run, for comparable reports). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

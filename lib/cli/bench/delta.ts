@@ -27,7 +27,7 @@ import { DeltaLinear, type DeltaState } from '../../delta/index.js';
 import { type FloatDType, toHalfBits } from '../../dtype.js';
 import { packageRoot } from '../../native/dialect.js';
 import { Tensor } from '../../tensor.js';
-import { type Row, type TimingOptions, formatTable, timeOnStream, writeReport } from './harness.js';
+import { type Row, type TimingOptions, formatTable, random, timeOnStream, writeReport } from './harness.js';
 
 export interface DeltaBenchOptions {
   /** A smaller matrix (fewer steps and reps) for a smoke run. Defaults to false. */
@@ -54,18 +54,6 @@ interface PeerResult {
   peer: string;
   us?: number;
   error?: string;
-}
-
-/** mulberry32: the same inputs and active sets every run (comparable reports). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function normals(n: number, next: () => number, scale = 1): Float32Array {

@@ -113,3 +113,15 @@ export function writeReport(file: string, title: string, rows: Row[], extra: Rec
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify({ title, machine: machineInfo(), ...extra, rows }, null, 2)}\n`);
 }
+
+/** mulberry32: deterministic bench inputs, masks and active sets (the same every run, for comparable reports). */
+export function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -29,7 +29,7 @@ import { type FloatDType, toHalfBits } from '../../dtype.js';
 import { packageRoot } from '../../native/dialect.js';
 import { BlockSparseMatrix, spmm } from '../../spmm/index.js';
 import { Tensor } from '../../tensor.js';
-import { type Row, type TimingOptions, formatTable, timeOnStream, writeReport } from './harness.js';
+import { type Row, type TimingOptions, formatTable, random, timeOnStream, writeReport } from './harness.js';
 
 export interface SpmmBenchOptions {
   /** A smaller matrix (one N, fewer reps, no density sweep) for a smoke run. Defaults to false. */
@@ -49,18 +49,6 @@ interface PeerResult {
   peer: string;
   ms?: number;
   error?: string;
-}
-
-/** mulberry32: deterministic masks and inputs (the same every run, for comparable reports). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
