@@ -6,7 +6,6 @@
  * gives our time, TFLOP/s on computed blocks (4 * D * bs^2 per kept block pair per head, diagonal block
  * counted whole) and peer / ours ratios (> 1: we are faster).
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,9 +13,8 @@ import * as path from 'node:path';
 import { BlockLayout, blockSparseAttention } from '../../attention/index.js';
 import { Context } from '../../context.js';
 import { type FloatDType, toHalfBits } from '../../dtype.js';
-import { packageRoot } from '../../native/dialect.js';
 import { Tensor } from '../../tensor.js';
-import { type Row, type TimingOptions, formatTable, random, timeOnStream, writeReport } from './harness.js';
+import { type Row, type TimingOptions, formatTable, random, runPeerScript, timeOnStream, writeReport } from './harness.js';
 
 export interface AttentionBenchOptions {
   /** A smaller matrix (one or two lengths, fewer reps) for a smoke run. Defaults to false. */
@@ -94,23 +92,6 @@ function layoutCases(n: number, heads: number, blockSize: 64 | 128, densities: n
 /** Kept (query block, key block) pairs over all batch elements and query heads. */
 function keptPairs(layout: BlockLayout, batch: number, headsQ: number): number {
   return layout.keptBlocks() * (batch / layout.batch) * (headsQ / layout.heads);
-}
-
-async function runPeers(casesFile: string, peerFile: string): Promise<{ results: PeerResult[]; note?: string }> {
-  const script = path.join(packageRoot(), 'bench', 'peers', 'attention.py');
-  if (!fs.existsSync(script)) return { results: [], note: `peer script not found (${script}): run from a checkout` };
-  const python = process.env.SPARSE_KERNELS_PYTHON ?? 'python3';
-  process.stdout.write(`running peers: ${python} ${script}\n`);
-  const note = await new Promise<string | undefined>((resolve) => {
-    const child = execFile(python, [script, casesFile, peerFile], { timeout: 20 * 60_000, maxBuffer: 64 << 20 }, (err) =>
-      resolve(err ? `peer script failed: ${err.message.split('\n')[0]}` : undefined),
-    );
-    child.stdout?.pipe(process.stdout);
-    child.stderr?.pipe(process.stderr);
-  });
-  if (!fs.existsSync(peerFile)) return { results: [], note: note ?? 'peer script wrote no results' };
-  const parsed = JSON.parse(fs.readFileSync(peerFile, 'utf8')) as { results?: PeerResult[] };
-  return { results: parsed.results ?? [], note };
 }
 
 export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promise<Row[]> {
@@ -193,7 +174,7 @@ export async function runAttentionBench(opts: AttentionBenchOptions = {}): Promi
   if (opts.peers ?? true) {
     if (fs.existsSync(peerFile)) fs.unlinkSync(peerFile);
     if (cuda) await ctx.releaseCachedMemory(); // the peer process gets the whole GPU
-    ({ results: peers, note: peerNote } = await runPeers(casesFile, peerFile));
+    ({ results: peers, note: peerNote } = await runPeerScript<PeerResult>('attention', [casesFile, peerFile], peerFile));
   } else {
     peerNote = 'peers not run (peers: false)';
   }

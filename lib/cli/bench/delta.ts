@@ -17,7 +17,6 @@
  * "dense pass" rows run the same case with denseFallbackDensity 0 (the masked dense pass instead of the
  * gather), the measurement behind DELTA_LINEAR_DEFAULTS.denseFallbackDensity.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -25,9 +24,8 @@ import * as path from 'node:path';
 import { Context } from '../../context.js';
 import { DeltaLinear, type DeltaState } from '../../delta/index.js';
 import { type FloatDType, toHalfBits } from '../../dtype.js';
-import { packageRoot } from '../../native/dialect.js';
 import { Tensor } from '../../tensor.js';
-import { type Row, type TimingOptions, formatTable, random, timeOnStream, writeReport } from './harness.js';
+import { type Row, type TimingOptions, formatTable, random, runPeerScript, timeOnStream, writeReport } from './harness.js';
 
 export interface DeltaBenchOptions {
   /** A smaller matrix (fewer steps and reps) for a smoke run. Defaults to false. */
@@ -79,25 +77,6 @@ function upload(v: Float32Array, dims: number[], dtype: FloatDType, ctx: Context
   return dtype === 'float32'
     ? Tensor.from(v, dims, { context: ctx, copy: true })
     : Tensor.from(toHalfBits(v, dtype), dims, { dtype, context: ctx, copy: true });
-}
-
-async function runPeers(casesFile: string, peerFile: string, cpu: boolean): Promise<{ results: PeerResult[]; meta: Record<string, unknown>; note?: string }> {
-  const script = path.join(packageRoot(), 'bench', 'peers', 'delta.py');
-  if (!fs.existsSync(script)) return { results: [], meta: {}, note: `peer script not found (${script}): run from a checkout` };
-  const python = process.env.SPARSE_KERNELS_PYTHON ?? 'python3';
-  const args = [script, casesFile, peerFile, ...(cpu ? ['--cpu'] : [])];
-  process.stdout.write(`running peers: ${python} ${args.join(' ')}\n`);
-  const note = await new Promise<string | undefined>((resolve) => {
-    const child = execFile(python, args, { timeout: 20 * 60_000, maxBuffer: 64 << 20 }, (err) =>
-      resolve(err ? `peer script failed: ${err.message.split('\n')[0]}` : undefined),
-    );
-    child.stdout?.pipe(process.stdout);
-    child.stderr?.pipe(process.stderr);
-  });
-  if (!fs.existsSync(peerFile)) return { results: [], meta: {}, note: note ?? 'peer script wrote no results' };
-  const parsed = JSON.parse(fs.readFileSync(peerFile, 'utf8')) as { results?: PeerResult[] } & Record<string, unknown>;
-  const { results, ...meta } = parsed;
-  return { results: results ?? [], meta, note };
 }
 
 export async function runDeltaBench(opts: DeltaBenchOptions = {}): Promise<Row[]> {
@@ -256,7 +235,7 @@ export async function runDeltaBench(opts: DeltaBenchOptions = {}): Promise<Row[]
   if (opts.peers ?? true) {
     if (fs.existsSync(peerFile)) fs.unlinkSync(peerFile);
     if (cuda) await ctx.releaseCachedMemory(); // the peer process gets the whole GPU
-    ({ results: peers, meta: peerMeta, note: peerNote } = await runPeers(casesFile, peerFile, !cuda));
+    ({ results: peers, meta: peerMeta, note: peerNote } = await runPeerScript<PeerResult>('delta', [casesFile, peerFile, ...(cuda ? [] : ['--cpu'])], peerFile));
   } else {
     peerNote = 'peers not run (peers: false)';
   }

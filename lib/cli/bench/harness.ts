@@ -3,12 +3,13 @@
  * enqueued on a stream with stream marks (CUDA events on the GPU, the worker's monotonic clock on the
  * CPU) after warm-up, takes medians, prints a table and writes JSON with the date, machine and commit.
  */
-import { execSync } from 'node:child_process';
+import { execFile, execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { backendInfo } from '../../backend.js';
+import { packageRoot } from '../../native/dialect.js';
 import type { Stream } from '../../stream.js';
 
 export interface TimingOptions {
@@ -124,4 +125,27 @@ export function random(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Runs the peer script `bench/peers/<name>.py` (what a user would pick instead, measured in the same run) with
+ * `args`, and reads the JSON it writes to `peerFile`: `results`, and its other top-level fields as `meta`. A
+ * missing script (an installed package has no bench/), a failed run or no output gives no results and a note
+ * saying why instead of an exception, so the benchmark still reports our own figures.
+ */
+export async function runPeerScript<R>(name: string, args: string[], peerFile: string): Promise<{ results: R[]; meta: Record<string, unknown>; note?: string }> {
+  const script = path.join(packageRoot(), 'bench', 'peers', `${name}.py`);
+  if (!fs.existsSync(script)) return { results: [], meta: {}, note: `peer script not found (${script}): run from a checkout` };
+  const python = process.env.SPARSE_KERNELS_PYTHON ?? 'python3';
+  process.stdout.write(`running peers: ${python} ${script} ${args.join(' ')}\n`);
+  const note = await new Promise<string | undefined>((resolve) => {
+    const child = execFile(python, [script, ...args], { timeout: 20 * 60_000, maxBuffer: 64 << 20 }, (err) =>
+      resolve(err ? `peer script failed: ${err.message.split('\n')[0]}` : undefined),
+    );
+    child.stdout?.pipe(process.stdout);
+    child.stderr?.pipe(process.stderr);
+  });
+  if (!fs.existsSync(peerFile)) return { results: [], meta: {}, note: note ?? 'peer script wrote no results' };
+  const { results, ...meta } = JSON.parse(fs.readFileSync(peerFile, 'utf8')) as { results?: R[] } & Record<string, unknown>;
+  return { results: results ?? [], meta, note };
 }

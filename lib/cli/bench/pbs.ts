@@ -14,18 +14,16 @@
  * FLOPs 4 N^2 D Hq / 2 over the total time), our own dense causal attention through the same kernel, and
  * the peers' times with peer / ours ratios (> 1: PBS is faster).
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { BlockLayout, blockSparseAttention } from '../../attention/index.js';
 import { Context } from '../../context.js';
-import { packageRoot } from '../../native/dialect.js';
 import { generateStructuredInputs } from '../../pbs/accuracy.js';
 import { type PbsStatsReport, pbsAttention } from '../../pbs/index.js';
 import { Tensor } from '../../tensor.js';
-import { type Row, type TimingOptions, formatTable, timeOnStream, writeReport } from './harness.js';
+import { type Row, type TimingOptions, formatTable, runPeerScript, timeOnStream, writeReport } from './harness.js';
 
 export interface PbsBenchOptions {
   /** A smaller matrix (the shortest length, fewer reps) for a smoke run. Defaults to false. */
@@ -46,23 +44,6 @@ interface PeerResult {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-async function runPeers(casesFile: string, peerFile: string): Promise<{ results: PeerResult[]; note?: string }> {
-  const script = path.join(packageRoot(), 'bench', 'peers', 'pbs.py');
-  if (!fs.existsSync(script)) return { results: [], note: `peer script not found (${script}): run from a checkout` };
-  const python = process.env.SPARSE_KERNELS_PYTHON ?? 'python3';
-  process.stdout.write(`running peers: ${python} ${script}\n`);
-  const note = await new Promise<string | undefined>((resolve) => {
-    const child = execFile(python, [script, casesFile, peerFile], { timeout: 20 * 60_000, maxBuffer: 64 << 20 }, (err) =>
-      resolve(err ? `peer script failed: ${err.message.split('\n')[0]}` : undefined),
-    );
-    child.stdout?.pipe(process.stdout);
-    child.stderr?.pipe(process.stderr);
-  });
-  if (!fs.existsSync(peerFile)) return { results: [], note: note ?? 'peer script wrote no results' };
-  const parsed = JSON.parse(fs.readFileSync(peerFile, 'utf8')) as { results?: PeerResult[] };
-  return { results: parsed.results ?? [], note };
-}
 
 export async function runPbsBench(opts: PbsBenchOptions = {}): Promise<Row[]> {
   const quick = opts.quick ?? false;
@@ -157,7 +138,7 @@ export async function runPbsBench(opts: PbsBenchOptions = {}): Promise<Row[]> {
   let peerNote: string | undefined;
   if (opts.peers ?? true) {
     if (fs.existsSync(peerFile)) fs.unlinkSync(peerFile);
-    ({ results: peers, note: peerNote } = await runPeers(casesFile, peerFile));
+    ({ results: peers, note: peerNote } = await runPeerScript<PeerResult>('pbs', [casesFile, peerFile], peerFile));
   } else {
     peerNote = 'peers not run (peers: false)';
   }

@@ -19,17 +19,15 @@
  * 4-5 ms against numpy's 64-108 ms (16-21x) and our dense backend's 26-51 ms (7-10x); at 50% it is about
  * even with our dense backend and 1.4x numpy.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { Context } from '../../context.js';
 import { type FloatDType, toHalfBits } from '../../dtype.js';
-import { packageRoot } from '../../native/dialect.js';
 import { BlockSparseMatrix, spmm } from '../../spmm/index.js';
 import { Tensor } from '../../tensor.js';
-import { type Row, type TimingOptions, formatTable, random, timeOnStream, writeReport } from './harness.js';
+import { type Row, type TimingOptions, formatTable, random, runPeerScript, timeOnStream, writeReport } from './harness.js';
 
 export interface SpmmBenchOptions {
   /** A smaller matrix (one N, fewer reps, no density sweep) for a smoke run. Defaults to false. */
@@ -102,23 +100,6 @@ function matrixFromMask(ctx: Context, mask: Uint8Array, m: number, k: number, bm
   }
   const values = inputData(nnzb * bm * bk, dtype, seed);
   return BlockSparseMatrix.fromBlockCsr(rowPtr, colIdx, values, [m, k], [bm, bk], { dtype, context: ctx });
-}
-
-async function runPeers(args: string[], peerFile: string): Promise<{ results: PeerResult[]; note?: string }> {
-  const script = path.join(packageRoot(), 'bench', 'peers', 'spmm.py');
-  if (!fs.existsSync(script)) return { results: [], note: `peer script not found (${script}): run from a checkout` };
-  const python = process.env.SPARSE_KERNELS_PYTHON ?? 'python3';
-  process.stdout.write(`running peers: ${python} ${script} ${args.join(' ')}\n`);
-  const note = await new Promise<string | undefined>((resolve) => {
-    const child = execFile(python, [script, ...args], { timeout: 20 * 60_000, maxBuffer: 64 << 20 }, (err) =>
-      resolve(err ? `peer script failed: ${err.message.split('\n')[0]}` : undefined),
-    );
-    child.stdout?.pipe(process.stdout);
-    child.stderr?.pipe(process.stderr);
-  });
-  if (!fs.existsSync(peerFile)) return { results: [], note: note ?? 'peer script wrote no results' };
-  const parsed = JSON.parse(fs.readFileSync(peerFile, 'utf8')) as { results?: PeerResult[] };
-  return { results: parsed.results ?? [], note };
 }
 
 const DTYPE_TAG: Record<FloatDType, string> = { float32: 'fp32', float16: 'fp16', bfloat16: 'bf16' };
@@ -252,7 +233,7 @@ export async function runSpmmBench(opts: SpmmBenchOptions = {}): Promise<Row[]> 
   if (opts.peers ?? true) {
     if (fs.existsSync(peerFile)) fs.unlinkSync(peerFile);
     if (cuda) await ctx.releaseCachedMemory(); // the peer process gets the whole GPU
-    ({ results: peers, note: peerNote } = await runPeers([...(cuda ? [] : ['--cpu']), casesFile, peerFile], peerFile));
+    ({ results: peers, note: peerNote } = await runPeerScript<PeerResult>('spmm', [...(cuda ? [] : ['--cpu']), casesFile, peerFile], peerFile));
   } else {
     peerNote = 'peers not run (peers: false)';
   }
