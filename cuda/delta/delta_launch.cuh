@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "cuda/common/check.cuh"
 #include "cuda/delta/delta_kernel.cuh"
@@ -70,6 +71,14 @@ Status run_delta_step(const DeltaStepParams& p, int num_sms, cudaStream_t stream
   if (p.workspace != nullptr && p.workspace_bytes < lp.partial_bytes) {
     return Status::Invalid("delta step: workspace of " + std::to_string(p.workspace_bytes) + " bytes, needs " +
                            std::to_string(lp.partial_bytes) + " (delta_workspace_bytes)");
+  }
+  // gridDim.y / gridDim.z: lib/delta refuses larger shapes first; this keeps a direct caller from an
+  // opaque cudaErrorInvalidConfiguration.
+  if (lp.m_tiles > 65535 || lp.groups > 65535) {
+    return Status::Error(ErrorCode::kShape, "delta step: M = " + std::to_string(p.w.M) + " and " +
+                                                std::to_string(p.num_rows) +
+                                                " rows exceed the CUDA grid (at most 65535 * 256 outputs and " +
+                                                "65535 * 16 rows per step)");
   }
   KernelArgs a;
   a.p = p;

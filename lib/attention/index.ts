@@ -36,6 +36,7 @@ const CUDA_DTYPES: readonly FloatDType[] = ['float16', 'bfloat16'];
 const CPU_DTYPES: readonly FloatDType[] = ['float32', 'float16', 'bfloat16'];
 const CUDA_HEAD_DIMS = [64, 128, 256];
 const CPU_MAX_HEAD_DIM = 1024; // bounds the CPU kernel's per-thread tiles (src/ops/attention.cc)
+const CUDA_MAX_Q_BLOCKS = 65535;
 
 /** q, k, v and options checked against each other and the backend; what both entry points share. */
 interface Problem {
@@ -231,6 +232,12 @@ export function blockSparseAttentionWithLayoutTensors(
   if (lt.blockSize !== 64 && lt.blockSize !== 128) throw invalidValue('layoutTensors.blockSize', '64 or 128', lt.blockSize);
   const qBlocks = Math.ceil(pr.seqQ / lt.blockSize);
   const kBlocks = Math.ceil(pr.seqK / lt.blockSize);
+  // The CUDA grid has one row of CTAs per query block (gridDim.y <= 65535, cuda/attention launchers).
+  if (pr.ctx.backend === 'cuda' && qBlocks > CUDA_MAX_Q_BLOCKS && pr.batch * pr.headsQ > 0) {
+    throw new ShapeError(
+      `Expected at most ${CUDA_MAX_Q_BLOCKS * lt.blockSize} queries (${CUDA_MAX_Q_BLOCKS} blocks of ${lt.blockSize}) on CUDA but q has ${pr.seqQ}`,
+    );
+  }
   const [lb, lh] = fc.dims as [number, number, number];
   checkTensor('layoutTensors.fullCounts', fc, { dims: [lb, lh, qBlocks] });
   checkTensor('layoutTensors.maskCounts', mc, { dims: [lb, lh, qBlocks] });

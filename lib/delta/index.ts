@@ -61,6 +61,10 @@ const ACTIVATION_ID: Readonly<Record<DeltaActivation, number>> = Object.freeze({
 const INT32_MAX = 2 ** 31 - 1;
 // The CUDA transpose runs a (ceil(wtLd / 32), ceil(K / 32)) grid; gridDim.y is limited to 65535.
 const CUDA_MAX_K = 65535 * 32;
+// The CUDA step runs a (K chunks, ceil(M / 256), ceil(rows / 16)) grid (cuda/delta/delta_launch.cuh,
+// kDeltaCudaTileM and kDeltaCudaMaxStreamsPerCta); gridDim.y and gridDim.z are limited to 65535.
+const CUDA_MAX_OUT_FEATURES = 65535 * 256;
+const CUDA_MAX_STEP_ROWS = 65535 * 16;
 
 /** A finite float32 value >= 0 (what the kernels compare against). */
 function checkThresholdValue(name: string, v: unknown): number {
@@ -107,6 +111,9 @@ export class DeltaLinear {
     const ctx = commonContext({ weight: w, bias: b });
     if (ctx.backend === 'cuda' && K > CUDA_MAX_K) {
       throw new ShapeError(`Expected at most ${CUDA_MAX_K} inputs (weight dims[1]) on CUDA but weight's dims are [${M}, ${K}]`);
+    }
+    if (ctx.backend === 'cuda' && M > CUDA_MAX_OUT_FEATURES) {
+      throw new ShapeError(`Expected at most ${CUDA_MAX_OUT_FEATURES} outputs (weight dims[0]) on CUDA but weight's dims are [${M}, ${K}]`);
     }
     const mode = o.mode === undefined ? DELTA_LINEAR_DEFAULTS.mode : checkOneOf('options.mode', o.mode, DELTA_MODES);
     let quantStep: number | undefined;
@@ -291,6 +298,9 @@ export class DeltaLinear {
     const [s, K] = xt.dims as [number, number];
     if (K !== this.inFeatures) throw new ShapeError(`Expected x to have ${this.inFeatures} columns (the layer's inFeatures) but its dims are [${xt.dims.join(', ')}]`);
     if (s > state.streams) throw new ShapeError(`Expected at most ${state.streams} rows (the state's streams) in x but its dims are [${xt.dims.join(', ')}]`);
+    if (this.context.backend === 'cuda' && s > CUDA_MAX_STEP_ROWS) {
+      throw new ShapeError(`Expected at most ${CUDA_MAX_STEP_ROWS} rows in x per step on CUDA (split the step) but its dims are [${xt.dims.join(', ')}]`);
+    }
     const M = this.outFeatures;
     const dtype = xt.dtype as FloatDType;
 

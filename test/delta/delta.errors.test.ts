@@ -193,3 +193,39 @@ describe('DeltaLinear.createState / step / DeltaState: bad arguments', () => {
     expect(state).toBeInstanceOf(DeltaState);
   });
 });
+
+// The CUDA step's grid is (K chunks, ceil(M / 256), ceil(rows / 16)) with gridDim.y and .z <= 65535: larger
+// shapes are refused by lib/ before any native work. A CPU context whose `backend` reads "cuda" exercises
+// the CUDA-only rules here (every check runs before a native call, so nothing reaches the CPU kernels).
+describe('CUDA-only limits of the step grid (simulated CUDA context)', () => {
+  const fakeCuda = () => {
+    const c = new Context({ device: 'cpu' });
+    Object.defineProperty(c, 'backend', { value: 'cuda' });
+    return c;
+  };
+
+  test('more than 65535 * 256 outputs is a ShapeError at construction', () => {
+    const c = fakeCuda();
+    const W = Tensor.zeros([65535 * 256 + 1, 1], { dtype: 'bfloat16', context: c });
+    expect(() => new DeltaLinear(W)).toThrow(ShapeError);
+    expect(() => new DeltaLinear(W)).toThrow(/at most 16776960 outputs \(weight dims\[0\]\) on CUDA/);
+    W.dispose();
+    c.dispose();
+  });
+
+  test('more than 65535 * 16 rows in one step is a ShapeError', () => {
+    const c = fakeCuda();
+    const W = Tensor.zeros([1, 1], { context: c });
+    const layer = new DeltaLinear(W);
+    const rows = 65535 * 16;
+    const state = layer.createState(rows + 1);
+    const x = Tensor.zeros([rows + 1, 1], { dtype: 'bfloat16', context: c });
+    expect(() => layer.step(state, x)).toThrow(ShapeError);
+    expect(() => layer.step(state, x)).toThrow(/at most 1048560 rows in x per step on CUDA/);
+    state.dispose();
+    layer.dispose();
+    x.dispose();
+    W.dispose();
+    c.dispose();
+  });
+});
