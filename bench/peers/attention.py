@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from _timing import cuda_median_ms
+
 
 def main():
     cases_path, out_path = sys.argv[1], sys.argv[2]
@@ -62,20 +64,7 @@ def run_cuda(spec, record, load_mask, warm, reps, hq, d, bs):
     flex = torch.compile(flex_attention, dynamic=False)
 
     def bench(fn):
-        for _ in range(warm):
-            fn()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(reps):
-            s = torch.cuda.Event(enable_timing=True)
-            e = torch.cuda.Event(enable_timing=True)
-            s.record()
-            fn()
-            e.record()
-            torch.cuda.synchronize()
-            ts.append(s.elapsed_time(e))
-        ts.sort()
-        return ts[len(ts) // 2]
+        return cuda_median_ms(fn, warm, reps)
 
     def from_lists(blk, n, t):
         # Same split as our layouts: off-diagonal kept blocks full, diagonal blocks partial (q >= k).

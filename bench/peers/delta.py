@@ -21,9 +21,10 @@ timeout keeps what ran.
 import json
 import os
 import sys
-import time
 
 import numpy as np
+
+from _timing import cpu_median_ms, cuda_median_ms
 
 
 def main():
@@ -73,20 +74,7 @@ def run_torch(spec, mask, record, meta):
     b = torch.randn(M, device=dev).to(dtype)
 
     def bench(fn):
-        for _ in range(warm):
-            fn()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(reps):
-            e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            e0.record()
-            for _ in range(steps):
-                fn()
-            e1.record()
-            e1.synchronize()
-            ts.append(e0.elapsed_time(e1) * 1e3 / steps)
-        ts.sort()
-        return ts[len(ts) // 2]
+        return cuda_median_ms(fn, warm, reps, steps) * 1e3  # microseconds
 
     dense_by_s = {}
     for case in spec["cases"]:
@@ -112,16 +100,7 @@ def numpy_bench(spec):
     warm, reps, steps = int(t["warmup"]), int(t["reps"]), int(t["steps"])
 
     def bench(fn):
-        for _ in range(warm):
-            fn()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            ts.append((time.perf_counter() - t0) * 1e6 / steps)
-        ts.sort()
-        return ts[len(ts) // 2]
+        return cpu_median_ms(fn, warm, reps, steps) * 1e3  # microseconds
 
     return bench
 

@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from _timing import cuda_median_ms
+
 
 def main():
     cases_path, out_path = sys.argv[1], sys.argv[2]
@@ -53,20 +55,7 @@ def run_cuda(spec, record, warm, reps):
     b, hq, hk, d = spec["batch"], spec["headsQ"], spec["headsK"], spec["headDim"]
 
     def bench(fn):
-        for _ in range(warm):
-            fn()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(reps):
-            s = torch.cuda.Event(enable_timing=True)
-            e = torch.cuda.Event(enable_timing=True)
-            s.record()
-            fn()
-            e.record()
-            torch.cuda.synchronize()
-            ts.append(s.elapsed_time(e))
-        ts.sort()
-        return ts[len(ts) // 2]
+        return cuda_median_ms(fn, warm, reps)
 
     for case in spec["cases"]:
         name, n = case["case"], case["N"]

@@ -23,9 +23,10 @@ Writes {"results": [{case, peer, ms | error}]} after every case, so a timeout ke
 import json
 import os
 import sys
-import time
 
 import numpy as np
+
+from _timing import cpu_median_ms, cuda_median_ms
 
 
 def parse_args(argv):
@@ -120,20 +121,7 @@ def run_cuda(spec, record, load_mask, warm, reps):
     print(f"peers on {torch.cuda.get_device_name()}: torch {torch.__version__}, {spec['dtype']}", flush=True)
 
     def bench(fn):
-        for _ in range(warm):
-            fn()
-        torch.cuda.synchronize()
-        ts = []
-        for _ in range(reps):
-            s = torch.cuda.Event(enable_timing=True)
-            e = torch.cuda.Event(enable_timing=True)
-            s.record()
-            fn()
-            e.record()
-            torch.cuda.synchronize()
-            ts.append(s.elapsed_time(e))
-        ts.sort()
-        return ts[len(ts) // 2]
+        return cuda_median_ms(fn, warm, reps)
 
     xs = {}
     dense_cache = {}
@@ -176,15 +164,7 @@ def run_cpu(spec, record, load_mask, warm, reps):
     print(f"peers on the CPU: numpy {np.__version__} ({os.cpu_count()} cpus)", flush=True)
 
     def bench(fn):
-        for _ in range(warm):
-            fn()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        ts.sort()
-        return ts[len(ts) // 2]
+        return cpu_median_ms(fn, warm, reps)
 
     rng = np.random.default_rng(0)
     for case in spec["cases"]:
