@@ -18,5 +18,8 @@ const jobs = String(Math.max(1, Math.min(4, (await import('node:os')).availableP
 const cmd = process.env.npm_config_node_gyp
   ? [process.execPath, [process.env.npm_config_node_gyp, 'rebuild', '-j', jobs]]
   : ['npm', ['exec', '--yes', '--', 'node-gyp', 'rebuild', '-j', jobs]];
+// Offline: the npm config's nodedir, else the running Node's own headers (node-gyp would download them).
+const prefix = path.resolve(process.execPath, '..', '..');
+if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) cmd[1].push(`--nodedir=${prefix}`);
 execFileSync(cmd[0], cmd[1], { cwd: work, stdio: 'inherit' });
 console.log(`built ${path.join(work, 'build', 'Release', 'sparse_kernels.node')}`);

@@ -100,14 +100,30 @@ for (const file of ['use.mts', 'use.cts']) {
 }
 log('types: ESM and CJS consumers type-check');
 
+/**
+ * node-gyp's --nodedir for an offline build: the npm config's, else the running Node's own headers
+ * (<prefix>/include/node, shipped by Node's installers), so node-gyp does not try to download them.
+ */
+function localNodedir() {
+  if (process.env.npm_config_nodedir) return [];
+  const prefix = path.resolve(process.execPath, '..', '..');
+  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+}
+
 if (sourceBuild) {
-  // A user forcing a CPU-only build from source (needs a compiler and node-addon-api).
+  // A user forcing a CPU-only build from source (README: node-addon-api, then `node-gyp rebuild` in the package
+  // folder), still offline, now with the compiler on PATH. The tarball and node-addon-api go in one install:
+  // installing node-addon-api alone would prune the tarball's --no-save install.
   const pkgDir = path.join(proj, 'node_modules', 'sparse-kernels');
-  const fullEnv = { ...process.env, npm_config_offline: 'true' };
-  execFileSync('npm', ['install', '--no-save', 'node-addon-api@^8'], { cwd: proj, env: fullEnv, stdio: 'inherit' });
-  const gyp = process.env.npm_config_node_gyp;
-  if (gyp) execFileSync(process.execPath, [gyp, 'rebuild'], { cwd: pkgDir, env: fullEnv, stdio: 'inherit' });
-  else execFileSync('npm', ['exec', '--', 'node-gyp', 'rebuild'], { cwd: pkgDir, env: fullEnv, stdio: 'inherit' });
+  const fullEnv = { ...process.env, npm_config_offline: 'true', npm_config_audit: 'false', npm_config_fund: 'false' };
+  execFileSync(process.execPath, [npmCli, 'install', '--no-save', tgz, 'node-addon-api@^8'], { cwd: proj, env: fullEnv, stdio: 'inherit' });
+  // npm's own node-gyp (npm runs install scripts with it): `npm exec node-gyp` would need the network here.
+  const gyp = process.env.npm_config_node_gyp ?? path.join(path.dirname(npmCli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (!fs.existsSync(gyp)) throw new Error(`node-gyp not found at ${gyp} (set npm_config_node_gyp)`);
+  const t1 = Date.now();
+  const jobs = String(Math.max(1, Math.min(4, os.availableParallelism())));
+  execFileSync(process.execPath, [gyp, 'rebuild', '-j', jobs, ...localNodedir()], { cwd: pkgDir, env: fullEnv, stdio: 'inherit' });
+  log(`source build (node-gyp, CPU only) in ${((Date.now() - t1) / 1000).toFixed(0)} s`);
   const src = JSON.parse(run('src.cjs', `const sk = require('sparse-kernels');\n${check}`));
   log(`source build: ${JSON.stringify(src)}`);
   if (!src.binary.endsWith(path.join('build', 'Release', 'sparse_kernels.node'))) throw new Error('the source build was not picked up');
