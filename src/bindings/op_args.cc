@@ -14,14 +14,18 @@ void* OpArgs::Add(const char* name, size_t bytes, rt::AccessMode mode, bool opti
   std::shared_ptr<rt::Storage> s = optional ? PropStorageOrNull(tensors_, name) : PropStorage(tensors_, name);
   if (!s) return nullptr;
   RequireStorage(env_, s, *stream_, bytes, name);
-  for (auto& a : task_.accesses) {
-    if (a.storage == s) {
-      // The same storage passed twice (e.g. in-place): the strongest access wins.
-      if (a.mode != mode) a.mode = rt::AccessMode::kReadWrite;
-      return s->data();
-    }
+  for (size_t i = 0; i < task_.accesses.size(); ++i) {
+    auto& a = task_.accesses[i];
+    if (a.storage != s) continue;
+    // The same memory under two names is fine when both only read it. When either writes it, the kernels
+    // would read what they are overwriting (a permutation overwritten by pooled floats, then used as row
+    // indices): refused, whatever the op.
+    SK_THROW_TYPE_IF(a.mode != rt::AccessMode::kRead || mode != rt::AccessMode::kRead, env_, "tensors.", name,
+                     " is the same memory as tensors.", names_[i], ", and one of them is written by the op");
+    return s->data();
   }
   task_.accesses.push_back(rt::Access{s, mode});
+  names_.push_back(name);
   return s->data();
 }
 

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bindings/napi_util.h"
 #include "core/status.h"
@@ -70,6 +71,7 @@ class OpArgs {
   Napi::Object tensors_;
   Napi::Object params_;
   rt::Task task_;
+  std::vector<std::string> names_;  // the tensors' names, parallel to task_.accesses (for error messages)
 };
 
 }  // namespace sk::bind

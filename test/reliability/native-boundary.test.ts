@@ -110,3 +110,35 @@ describeGpu('native boundary (cuda)', () => {
     });
   }
 });
+
+describe('aliasing at the native boundary', () => {
+  // Found by the fuzzer (seed 593842129): pbsRun with its pooled-query output aliasing the permutation wrote
+  // floats over the permutation while the key pooling used it as row indices (a segfault). Every op binding
+  // now refuses one memory under two names when either is written; reading one memory twice stays allowed.
+  test('an output that is the same memory as another argument is a TypeError; two reads of one memory are fine', async () => {
+    const b = require(loadBinding().path) as {
+      NativeContext: new (backend: number, device: number, maxBytes: number) => {
+        defaultStream: { synchronize(): Promise<void> };
+        allocate(bytes: number, stream: unknown): { upload(s: unknown, d: Float32Array, a: number, b: number, n: number): void; dispose(): void };
+        dispose(): void;
+      };
+      spmmDenseForward(stream: unknown, tensors: Record<string, unknown>, params: Record<string, number>): unknown;
+    };
+    const ctx = new b.NativeContext(0, 0, 0);
+    const s = ctx.defaultStream;
+    const n = 4;
+    const make = () => {
+      const st = ctx.allocate(n * n * 4, s);
+      st.upload(s, Float32Array.from({ length: n * n }, (_, i) => (i % 7) - 3), 0, 0, n * n);
+      return st;
+    };
+    const x = make();
+    const y = make();
+    const params = { dtype: 0, activation: 0, n, m: n, k: n };
+    expect(() => b.spmmDenseForward(s, { x, w: x, y: x }, params)).toThrow(/tensors\.y is the same memory as tensors\.x, and one of them is written/);
+    expect(() => b.spmmDenseForward(s, { x, w: x, y }, params)).not.toThrow();
+    await s.synchronize();
+    for (const t of [x, y]) t.dispose();
+    ctx.dispose();
+  });
+});

@@ -61,7 +61,9 @@ Status pbs_pool_blocks(const PbsParams& p) {
         const int64_t base = b * p.k_batch_stride + d.kv_head_of_perm_head(static_cast<int32_t>(hp)) * p.k_head_stride;
         const int32_t* perm = p.perm + bh * N;
         pool_block(p.k, p.dtype, D, rows, max_pool,
-                   [&](int t) { return base + static_cast<int64_t>(perm[i * B + t]) * p.k_row_stride; }, tmp.data(),
+                   // Checked above (check_perm_values); clamped again so that no value can read outside K.
+                   [&](int t) { return base + static_cast<int64_t>(std::clamp(perm[i * B + t], 0, N - 1)) * p.k_row_stride; },
+                   tmp.data(),
                    p.kbar + y * D);
       }
     }
