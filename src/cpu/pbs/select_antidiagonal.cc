@@ -93,7 +93,9 @@ Status pbs_select_antidiagonal(const PbsParams& p) {
         SK_RETURN_IF_ERROR(pbs_detail::parallel_for_alloc(P, 64, "pbs antidiagonal", [&](int64_t begin, int64_t end) {
           std::vector<float> krow(D);
           for (int64_t s = begin; s < end; ++s) {
-            pbs_detail::load_row_f32(p.k, p.dtype, kbase + static_cast<int64_t>(perm[s]) * p.k_row_stride, D, krow.data());
+            // Checked above (check_perm_values); clamped again, as the CUDA kernels do, so no value reads outside K.
+            const int64_t row = std::clamp<int32_t>(perm[s], 0, static_cast<int32_t>(N - 1));
+            pbs_detail::load_row_f32(p.k, p.dtype, kbase + row * p.k_row_stride, D, krow.data());
             float* plane = ktx.data() + (s % X) * D * ldk + s / X;
             for (int dd = 0; dd < D; ++dd) plane[dd * ldk] = krow[dd];
           }
