@@ -19,11 +19,10 @@ import json
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
-from _timing import cuda_median_ms
+from _timing import cpu_median_ms, cuda_median_ms
 
 
 def main():
@@ -154,15 +153,7 @@ def run_numpy(spec, record, load_mask, warm, reps, hq, d, bs):
                 out[h] = s @ v[h // g]
             return out
 
-        for _ in range(warm):
-            run()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            run()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        ts.sort()
-        record(name=name, peer="numpy", ms=ts[len(ts) // 2])
+        record(name=name, peer="numpy", ms=cpu_median_ms(run, warm, reps))
 
 
 if __name__ == "__main__":

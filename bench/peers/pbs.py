@@ -16,11 +16,10 @@ Writes {"results": [{case, peer, ms | error}]} after every measurement, so a tim
 import json
 import math
 import sys
-import time
 
 import numpy as np
 
-from _timing import cuda_median_ms
+from _timing import cpu_median_ms, cuda_median_ms
 
 
 def main():
@@ -110,15 +109,7 @@ def run_numpy(spec, record, warm, reps):
                     out[bb, h] = s @ v[bb, h // g]
             return out
 
-        for _ in range(warm):
-            run()
-        ts = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            run()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        ts.sort()
-        record(case=name, peer="numpy", ms=ts[len(ts) // 2])
+        record(case=name, peer="numpy", ms=cpu_median_ms(run, warm, reps))
 
 
 if __name__ == "__main__":
