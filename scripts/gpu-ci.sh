@@ -8,6 +8,7 @@
 #   4b. with --sanitize: compute-sanitizer (memcheck, racecheck, initcheck, synccheck) over the GPU suite
 #   4c. the example service's load test on the GPU (64 clients, 10,000 requests; docs/reliability.md)
 #   5. a summary table; everything under $OUT (default bench/results/gpu-<date>), plus one tarball
+# Step limits: GPU_CI_TEST_TIMEOUT, GPU_CI_BENCH_TIMEOUT (per op), GPU_CI_LOADTEST_TIMEOUT, in seconds.
 # Options: --no-build  --quick (smaller benchmark matrix)  --skip-tests  --skip-bench  --ops "attention spmm ..."
 #          --sanitize  --skip-loadtest
 set -uo pipefail
@@ -28,6 +29,9 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)   # absolute: the summary below reads it from node
+# Per-step wall-clock limits (seconds), so one hung step cannot eat a whole job: a hang shows as exit 124.
+TEST_TIMEOUT="${GPU_CI_TEST_TIMEOUT:-3600}"; BENCH_TIMEOUT="${GPU_CI_BENCH_TIMEOUT:-3600}"; LOADTEST_TIMEOUT="${GPU_CI_LOADTEST_TIMEOUT:-1800}"
 LOG="$OUT_DIR/gpu-ci.log"
 status=0
 step() { echo "=== [$(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
@@ -45,9 +49,9 @@ grep -q '^backend: *cuda' "$OUT_DIR/inspect.txt" || { echo "the CUDA backend is 
 
 if [[ $TESTS == 1 ]]; then
   step "jest, SPARSE_KERNELS_REQUIRE_GPU=1"
-  SPARSE_KERNELS_REQUIRE_GPU=1 npx jest --ci --json --outputFile="$OUT_DIR/jest.json" 2>&1 | tee -a "$LOG" "$OUT_DIR/jest.log" >/dev/null
+  SPARSE_KERNELS_REQUIRE_GPU=1 timeout "$TEST_TIMEOUT" node node_modules/.bin/jest --ci --json --outputFile="$OUT_DIR/jest.json" 2>&1 | tee -a "$LOG" "$OUT_DIR/jest.log" >/dev/null
   [[ ${PIPESTATUS[0]} == 0 ]] || status=1
-  node -e "const r=require('./$OUT_DIR/jest.json'); console.log('jest: '+r.numPassedTests+' passed, '+r.numFailedTests+' failed, '+r.numPendingTests+' skipped, '+r.numTotalTestSuites+' suites'); for (const s of r.testResults) for (const t of s.assertionResults) if (t.status==='failed') console.log('FAILED: '+t.fullName+'\n  '+(t.failureMessages[0]||'').split('\n').slice(0,6).join('\n  '))" 2>&1 | tee -a "$LOG"
+  node -e "const r=require('$OUT_DIR/jest.json'); console.log('jest: '+r.numPassedTests+' passed, '+r.numFailedTests+' failed, '+r.numPendingTests+' skipped, '+r.numTotalTestSuites+' suites'); for (const s of r.testResults) for (const t of s.assertionResults) if (t.status==='failed') console.log('FAILED: '+t.fullName+'\n  '+(t.failureMessages[0]||'').split('\n').slice(0,6).join('\n  '))" 2>&1 | tee -a "$LOG"
 fi
 
 if [[ $SANITIZE == 1 ]]; then
@@ -67,14 +71,14 @@ fi
 
 if [[ $LOADTEST == 1 && -f examples/service/loadtest.mjs ]]; then
   step "example service load test (64 clients, 10,000 requests, device cuda)"
-  node examples/service/loadtest.mjs --device cuda --clients 64 --requests 10000 --json "$OUT_DIR/loadtest.json" 2>&1 | tee -a "$LOG" || status=1
+  timeout "$LOADTEST_TIMEOUT" node examples/service/loadtest.mjs --device cuda --clients 64 --requests 10000 --json "$OUT_DIR/loadtest.json" 2>&1 | tee -a "$LOG" || status=1
 fi
 
 if [[ $BENCH == 1 ]]; then
   for op in $OPS; do
     # Each bench runs its peers (torch) itself, in the same job, and writes them as columns of its rows.
     step "bench $op (ours + peers)"
-    node dist/esm/cli/main.js bench --op "$op" $QUICK --json "$OUT_DIR/bench-$op.json" --out-dir "$OUT_DIR/$op" 2>&1 | tee -a "$LOG" || status=1
+    timeout "$BENCH_TIMEOUT" node dist/esm/cli/main.js bench --op "$op" $QUICK --json "$OUT_DIR/bench-$op.json" --out-dir "$OUT_DIR/$op" 2>&1 | tee -a "$LOG" || status=1
   done
   step "summary"
   node bench/summarize.mjs "$OUT_DIR" 2>&1 | tee -a "$LOG" "$OUT_DIR/summary.md" || status=1
