@@ -52,6 +52,22 @@ for (const tool of ['c++', 'g++', 'gcc', 'cc', 'nvcc', 'cmake', 'make', 'python3
     if (e instanceof Error && e.message.includes('reachable')) throw e;
   }
 }
+// The install below is offline, so npm may only use its cache; `npm ci` of the repo caches the locked tarballs
+// but not the registry metadata (packuments) that resolving the tarball's dependency ranges needs, and a clean
+// CI machine has nothing else cached. So one online install of the same tarball (and of node-addon-api for the
+// source build) in a throwaway project fills the cache first; the offline installs then prove that installing
+// the package fetches nothing beyond its npm dependencies and compiles nothing.
+const warm = path.join(work, 'warm');
+fs.mkdirSync(warm);
+fs.writeFileSync(path.join(warm, 'package.json'), JSON.stringify({ name: 'warm', version: '1.0.0', private: true }));
+execFileSync(process.execPath, [npmCli, 'install', '--no-save', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', tgz, 'node-addon-api@^8'], {
+  cwd: warm,
+  env: { ...process.env, npm_config_cache: env.npm_config_cache, npm_config_update_notifier: 'false' },
+  stdio: 'inherit',
+});
+fs.rmSync(warm, { recursive: true, force: true });
+log('npm cache warmed with the tarball\'s dependencies (online); the installs below are offline');
+
 const proj = path.join(work, 'app');
 fs.mkdirSync(proj);
 fs.writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
