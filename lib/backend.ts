@@ -42,6 +42,14 @@ export interface BackendInfo {
   /** CUDA architectures compiled into the binary, e.g. "80-real;86-real;89-real;90-real;90-virtual". */
   builtArchitectures: string;
   builtWithCuda: boolean;
+  /**
+   * CUDA module loading in effect ("eager" | "lazy"; "unknown" when the driver cannot say; absent when
+   * CUDA was not initialised). The probe sets CUDA_MODULE_LOADING=EAGER when it is unset and the probe is
+   * the process's first CUDA call: with lazy loading the first launch of each kernel while the GPU is busy
+   * blocks the calling thread (the event loop) until the GPU is idle. "lazy" here means the user chose it
+   * (CUDA_MODULE_LOADING=LAZY) or another library initialised CUDA first.
+   */
+  moduleLoading?: 'eager' | 'lazy' | 'unknown';
   /** Absolute path of the loaded .node file. */
   binaryPath: string;
   napiVersion: number;
@@ -115,6 +123,7 @@ export function backendInfo(): BackendInfo {
     devices: probe.devices.map((d) => ({ ...d })),
     builtArchitectures: probe.builtArchitectures,
     builtWithCuda: probe.builtWithCuda,
+    ...(probe.builtWithCuda && probe.moduleLoading && probe.devices.length > 0 ? { moduleLoading: probe.moduleLoading as BackendInfo['moduleLoading'] } : {}),
     binaryPath: path,
     napiVersion: binding.napiVersion,
     buildMetadata: metadata,
@@ -142,6 +151,7 @@ export function formatBackendInfo(info: BackendInfo): string {
     `built with CUDA: ${info.builtWithCuda ? `yes (architectures ${info.builtArchitectures || 'n/a'})` : 'no'}`,
     `CUDA driver:    ${v(info.driverVersion)}`,
     `CUDA runtime:   ${v(info.runtimeVersion)}`,
+    ...(info.moduleLoading ? [`CUDA modules:   ${info.moduleLoading} loading${info.moduleLoading === 'lazy' ? ' (CUDA_MODULE_LOADING=LAZY or CUDA initialised by another library: first launches may wait for a busy GPU)' : ''}`] : []),
     `CPU:            ${info.cpu.threads} threads, ${info.cpu.dispatch} kernels (${info.cpu.features.join(', ') || 'baseline'})`,
   ];
   if (info.devices.length === 0) lines.push('devices:        none');

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -41,9 +42,39 @@ void configure_pool_once(int device) {
   }
 }
 
+// Lazy module loading (CUDA's default since 12.2) loads a kernel at its first launch, and loading may
+// need the whole context to be idle: the first launch of each of our ~450 kernels while the GPU is busy
+// then blocks the launching thread (the event loop) until the running work ends. Eager loading does it
+// all at CUDA initialisation instead (tens of milliseconds, once). The driver reads the variable at
+// cuInit, so it only takes effect when this probe is the process's first CUDA call, and a value the user
+// set (CUDA_MODULE_LOADING=LAZY to keep lazy loading) is left alone.
+void default_to_eager_module_loading(ProbeResult* r) {
+  if (std::getenv("CUDA_MODULE_LOADING") != nullptr) {
+    r->module_loading_source = "environment";
+    return;
+  }
+  setenv("CUDA_MODULE_LOADING", "EAGER", 0);
+  r->module_loading_source = "sparse-kernels";
+}
+
+std::string query_module_loading() {
+  using GetLoadingMode = int (*)(int*);  // CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode*)
+  void* fn = nullptr;
+  cudaDriverEntryPointQueryResult found{};
+  if (cudaGetDriverEntryPointByVersion("cuModuleGetLoadingMode", &fn, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+      found != cudaDriverEntryPointSuccess || fn == nullptr) {
+    cudaGetLastError();
+    return "unknown";
+  }
+  int mode = 0;
+  if (reinterpret_cast<GetLoadingMode>(fn)(&mode) != 0) return "unknown";
+  return mode == 0x1 ? "eager" : mode == 0x2 ? "lazy" : "unknown";  // CU_MODULE_EAGER_LOADING / _LAZY_
+}
+
 ProbeResult run_probe() {
   ProbeResult r;
   r.built_with_cuda = true;
+  default_to_eager_module_loading(&r);
   r.built_architectures = SK_CUDA_ARCHS;
   cudaRuntimeGetVersion(&r.runtime_version);
   cudaDriverGetVersion(&r.driver_version);
@@ -97,6 +128,7 @@ ProbeResult run_probe() {
     cudaGetLastError();
     r.devices.push_back(d);
   }
+  r.module_loading = query_module_loading();
   for (const auto& d : r.devices) {
     if (d.has_kernel_image) {
       r.usable = true;

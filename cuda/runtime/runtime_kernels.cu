@@ -68,9 +68,19 @@ __global__ void fault_kernel() {
   *bad = 42;
 }
 
-__global__ void spin_kernel(long long cycles) {
-  const long long start = clock64();
-  while (clock64() - start < cycles) {
+// Wall-clock (%globaltimer, ns) rather than clock64(): SM cycles at the boost clock that
+// cudaDevAttrClockRate reports made a spin last several times longer than asked on a GPU idling at a
+// low clock, and the tests size their spins against the host's clock.
+__device__ __forceinline__ unsigned long long global_timer_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
+__global__ void spin_kernel(unsigned long long ns) {
+  const unsigned long long start = global_timer_ns();
+  while (global_timer_ns() - start < ns) {
+    __nanosleep(1000);
   }
 }
 
@@ -103,11 +113,8 @@ Status launch_fault(cudaStream_t stream) {
 }
 
 Status launch_spin(cudaStream_t stream, double ms) {
-  int device = 0, khz = 0;
-  SK_CUDA_TRY(cudaGetDevice(&device));
-  SK_CUDA_TRY(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device));
-  const long long cycles = static_cast<long long>(ms * static_cast<double>(khz));
-  spin_kernel<<<1, 1, 0, stream>>>(cycles);
+  const auto ns = static_cast<unsigned long long>(ms > 0 ? ms * 1e6 : 0);
+  spin_kernel<<<1, 1, 0, stream>>>(ns);
   SK_CUDA_LAUNCH_CHECK("spin_kernel");
   return Status::Ok();
 }

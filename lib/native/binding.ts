@@ -75,6 +75,9 @@ export interface NativeCudaProbe {
   driverVersion: number;
   runtimeVersion: number;
   builtArchitectures: string;
+  /** Absent from binaries built before it existed (and from CPU-only ones). */
+  moduleLoading?: string;
+  moduleLoadingSource?: string;
   devices: NativeDeviceInfo[];
 }
 

@@ -1,7 +1,8 @@
 // Process-level functions:
 //   probeCuda(): {builtWithCuda, usable, reason, reasonCode, driverVersion, runtimeVersion,
-//                 builtArchitectures, devices: [{index, name, computeCapability, totalBytes, freeBytes,
-//                 multiprocessors, hasKernelImage}]}       [sync] initialises CUDA on first call
+//                 builtArchitectures, moduleLoading, moduleLoadingSource, devices: [{index, name,
+//                 computeCapability, totalBytes, freeBytes, multiprocessors, hasKernelImage}]}
+//                                                           [sync] initialises CUDA on first call
 //   builtWithCuda(): boolean                                [sync] never touches CUDA
 //   cudaProbed(): boolean                                   [sync] whether CUDA was initialised by a probe
 //   cpuInfo(): {threads, features: string[]}                [sync]
@@ -33,6 +34,8 @@ Napi::Value ProbeCuda(const Napi::CallbackInfo& info) {
   o.Set("driverVersion", p.driver_version);
   o.Set("runtimeVersion", p.runtime_version);
   o.Set("builtArchitectures", p.built_architectures);
+  o.Set("moduleLoading", p.module_loading);
+  o.Set("moduleLoadingSource", p.module_loading_source);
   Napi::Array devices = Napi::Array::New(env, p.devices.size());
   for (size_t i = 0; i < p.devices.size(); ++i) {
     const auto& d = p.devices[i];

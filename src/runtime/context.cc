@@ -1,6 +1,9 @@
 #include "runtime/context.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "runtime/gpu_api.h"
@@ -8,6 +11,33 @@
 #include "runtime/stream.h"
 
 namespace sk::rt {
+
+namespace {
+
+// The most host memory this process can ever hold: physical RAM, or the cgroup's limit when lower (a
+// container). With overcommit on (vm.overcommit_memory=1, common on GPU hosts) malloc grants any size
+// and the process is OOM-killed when the pages are touched; refusing what can never fit keeps "too big"
+// an ERR_OUT_OF_MEMORY on every host, as it is on the GPU (where the device's total is the bound).
+uint64_t host_memory_limit() {
+  static const uint64_t limit = [] {
+    uint64_t bytes = 0;
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) bytes = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+    for (const char* path : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+      std::ifstream f(path);
+      std::string v;
+      if (!(f >> v) || v.empty() || v == "max") continue;
+      char* end = nullptr;
+      const unsigned long long cg = std::strtoull(v.c_str(), &end, 10);
+      if (end != v.c_str() && cg > 0 && (bytes == 0 || cg < bytes)) bytes = cg;
+    }
+    return bytes;
+  }();
+  return limit;
+}
+
+}  // namespace
 
 Context::Context(DeviceKind kind, int device, int64_t max_device_bytes)
     : kind_(kind), device_(device), max_device_bytes_(max_device_bytes) {}
@@ -74,6 +104,12 @@ Status Context::Allocate(size_t bytes, const std::shared_ptr<Stream>& stream, st
     }
   } else if (bytes > 0) {
     // 64-byte alignment: whole cache lines and aligned AVX-512 loads for the CPU kernels.
+    const uint64_t limit = host_memory_limit();
+    if (limit > 0 && bytes > limit) {
+      return Status::Error(ErrorCode::kOutOfMemory, "could not allocate " + std::to_string(bytes) +
+                                                        " bytes of host memory: more than this process can hold (" +
+                                                        std::to_string(limit) + " bytes, RAM or cgroup limit)");
+    }
     const size_t rounded = (bytes + 63) / 64 * 64;
     data = std::aligned_alloc(64, rounded);
     if (data == nullptr) {

@@ -30,6 +30,10 @@ struct ProbeResult {
   int runtime_version = 0;    // cudaRuntimeGetVersion of the linked (static) runtime
   std::vector<DeviceInfo> devices;
   std::string built_architectures;  // e.g. "80;86;89;90;90-virtual"
+  // CUDA module loading in effect: "eager" | "lazy" | "unknown" (cuModuleGetLoadingMode), and who chose it:
+  // "sparse-kernels" (CUDA_MODULE_LOADING was unset, so the probe set EAGER) | "environment" (the user's).
+  std::string module_loading = "unknown";
+  std::string module_loading_source;
 };
 
 // Probes once per process and caches the answer (CUDA init is slow and its failures are final).

@@ -104,6 +104,24 @@ function whileHeld<T>(streams: Array<{ pending: number; _native?: { spinForTesti
   return { result, held, ms };
 }
 
+/** The longest spin the adaptive cases grow to: beyond it a machine is too loaded for the case to mean much. */
+const SPIN_CAP_MS = 4000;
+
+/**
+ * Runs one attempt of an in-flight case, spinning longer after each attempt the machine was too slow to
+ * hold (`attempt` returns false after cleaning up); fails after 4 attempts.
+ */
+async function withHeldRetries(what: string, firstSpinMs: number, attempt: (spinMs: number) => Promise<{ held: boolean; ms: number }>): Promise<void> {
+  let spin = firstSpinMs;
+  for (let i = 0; i < 4; i++) {
+    const r = await attempt(spin);
+    if (r.held) return;
+    console.log(`[concurrency] ${what}: the enqueue (${r.ms.toFixed(0)} ms) outlasted a ${spin} ms spin (a loaded machine); again with a longer spin`);
+    spin = Math.min(SPIN_CAP_MS, Math.max(3 * spin, Math.ceil(3 * r.ms)));
+  }
+  throw new Error(`${what}: the work was never still queued after its enqueue, in 4 attempts up to a ${spin} ms spin`);
+}
+
 function expectNoFailures(failures: string[], what: string): void {
   if (failures.length > 0) {
     throw new Error(`${what}: ${failures.length} results wrong (replay with SPARSE_KERNELS_FC_SEED=${FC_SEED}):\n${failures.slice(0, 15).join('\n')}`);
@@ -242,16 +260,17 @@ describe.each(testContexts())('concurrency on %s', (name, getContext) => {
     for (let round = 0; round < 4; round++) {
       const r = whileHeld(streams, spin, () => ops.enqueueRoundRobin(mixer, 30));
       if (r.held) heldRounds++;
-      spin = Math.max(spin, Math.ceil(3 * r.ms));
+      spin = Math.min(SPIN_CAP_MS, Math.max(spin, Math.ceil(3 * r.ms)));
     }
     expect(heldRounds).toBeGreaterThan(0);
     expect(mixer.jobs.length).toBe(4 * 3 * 30);
     // Downloads queued behind more work, then every output (and the delta states) disposed at once: a
     // download is an op reading its tensor too.
     let downloads: Array<Array<Promise<ArrayLike<number>>>> = [];
+    const heldSpin = Math.min(2 * SPIN_CAP_MS, Math.max(1000, 3 * spin));
     const held = whileHeld(
       streams,
-      Math.max(1000, 3 * spin),
+      heldSpin,
       () => {
         downloads = mixer.jobs.map((j) => mixer.fetch(j));
         for (const d of downloads) for (const p of d) p.catch(() => {}); // awaited below
@@ -263,7 +282,7 @@ describe.each(testContexts())('concurrency on %s', (name, getContext) => {
     expect(mixer.jobs.every((j) => j.outs.every(([t]) => t.isDisposed))).toBe(true);
     const failures: string[] = [];
     for (let i = 0; i < downloads.length; i++) {
-      const m = mixer.verify(mixer.jobs[i]!, await within(Promise.all(downloads[i]!), 30_000, `downloads of disposed outputs (job #${i})`));
+      const m = mixer.verify(mixer.jobs[i]!, await within(Promise.all(downloads[i]!), 30_000 + heldSpin, `downloads of disposed outputs (job #${i})`));
       if (m) failures.push(m);
     }
     expectNoFailures(failures, `${name}: inputs and outputs disposed in flight`);
@@ -383,13 +402,27 @@ describe.each(testContexts())('concurrency on %s', (name, getContext) => {
     const ctx = getContext();
     const seed = seedFor(`concurrency stream dispose ${name}`);
     const base = await memoryMark(ctx);
-    const s = ctx.createStream();
-    const other = ctx.createStream();
     const shared = ops.createShared(sk, ctx, seed);
-    const mixer = new ops.Mixer(sk, [s, other], shared, { seed, label: `${name} stream-dispose` });
-    s._native!.spinForTesting(150);
-    ops.enqueueRoundRobin(mixer, 30);
-    const downloads = mixer.jobs.map((j) => mixer.fetch(j)); // issued before the dispose
+    let s!: ReturnType<typeof ctx.createStream>;
+    let other!: ReturnType<typeof ctx.createStream>;
+    let mixer!: InstanceType<typeof ops.Mixer>;
+    let downloads: Array<Array<Promise<ArrayLike<number>>>> = [];
+    await withHeldRetries(`${name}: stream disposed with work pending`, 150, async (spin) => {
+      s = ctx.createStream();
+      other = ctx.createStream();
+      mixer = new ops.Mixer(sk, [s, other], shared, { seed, label: `${name} stream-dispose` });
+      const r = whileHeld([s], spin, () => {
+        ops.enqueueRoundRobin(mixer, 30);
+        downloads = mixer.jobs.map((j) => mixer.fetch(j)); // issued before the dispose
+      });
+      if (!r.held) {
+        await Promise.all(downloads.map((d) => Promise.allSettled(d)));
+        mixer.dispose();
+        s.dispose();
+        other.dispose();
+      }
+      return r;
+    });
     expect(s.pending).toBeGreaterThan(0);
     s.dispose();
     expect(() => sk.Tensor.zeros([1], { stream: s })).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
@@ -430,14 +463,34 @@ describe.each(testContexts())('concurrency on %s', (name, getContext) => {
   test('a context disposed with work pending settles every download (dispose and asyncDispose)', async () => {
     const device = name === 'cuda' ? 'cuda' : 'cpu';
     for (const how of ['dispose', 'asyncDispose'] as const) {
-      const c = new sk.Context({ device });
       const seed = seedFor(`concurrency context ${how} ${name}`);
-      const streams = [c.stream, c.createStream(), c.createStream()];
-      const shared = ops.createShared(sk, c, seed);
-      const mixer = new ops.Mixer(sk, streams, shared, { seed, label: `${name} context-${how}` });
-      for (const s of streams) s._native!.spinForTesting(100);
-      ops.enqueueRoundRobin(mixer, 20);
-      const downloads = mixer.jobs.map((j) => mixer.fetch(j));
+      let c!: InstanceType<typeof sk.Context>;
+      let streams: Array<ReturnType<typeof c.createStream>> = [];
+      let shared!: ReturnType<typeof ops.createShared>;
+      let mixer!: InstanceType<typeof ops.Mixer>;
+      let downloads: Array<Array<Promise<ArrayLike<number>>>> = [];
+      await withHeldRetries(`${name}: context.${how}() with work pending`, 100, async (spin) => {
+        c = new sk.Context({ device });
+        streams = [c.stream, c.createStream(), c.createStream()];
+        shared = ops.createShared(sk, c, seed);
+        mixer = new ops.Mixer(sk, streams, shared, { seed, label: `${name} context-${how}` });
+        const r = whileHeld(
+          streams,
+          spin,
+          () => {
+            ops.enqueueRoundRobin(mixer, 20);
+            downloads = mixer.jobs.map((j) => mixer.fetch(j));
+          },
+          (ss) => ss.every((x) => x.pending > 0),
+        );
+        if (!r.held) {
+          await Promise.all(downloads.map((d) => Promise.allSettled(d)));
+          mixer.dispose();
+          shared.dispose();
+          c.dispose();
+        }
+        return r;
+      });
       expect(streams.every((s) => s.pending > 0)).toBe(true);
       if (how === 'dispose') c.dispose();
       else await within(c[Symbol.asyncDispose](), 20_000, 'context[Symbol.asyncDispose]() with work pending');

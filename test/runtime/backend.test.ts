@@ -4,7 +4,7 @@ import { backendInfo, formatBackendInfo, resolveBackend } from '../../lib/backen
 import { Context } from '../../lib/context';
 import { CudaUnavailableError } from '../../lib/errors';
 import { native } from '../../lib/native/load';
-import { cudaUsable, REQUIRE_GPU } from '../helpers/gpu';
+import { cudaUsable, describeGpu, REQUIRE_GPU } from '../helpers/gpu';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -127,5 +127,73 @@ describe('loader', () => {
     expect(r.stdout).toMatch(/SPARSE_KERNELS_BINARY: \/nonexistent\/addon\.node/);
     expect(r.stdout).toMatch(/Possible solutions/);
     expect(r.stdout).toMatch(/cmake-js/);
+  });
+});
+
+/** The environment of a child process, with CUDA_MODULE_LOADING as given (undefined: unset). */
+const envWith = (moduleLoading: string | undefined) => {
+  const env: Record<string, string | undefined> = { ...process.env, SPARSE_KERNELS_LOG: 'silent' };
+  delete env.CUDA_MODULE_LOADING; // this worker's probe may have set it
+  if (moduleLoading !== undefined) env.CUDA_MODULE_LOADING = moduleLoading;
+  return env as NodeJS.ProcessEnv;
+};
+const runWith = (moduleLoading: string | undefined, code: string) => {
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: root, env: envWith(moduleLoading), encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`child failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+};
+
+describe('CUDA module loading', () => {
+  test('eager by default, the user\'s CUDA_MODULE_LOADING respected, reported by backendInfo()', () => {
+    const code = `const sk = ${requireLib}; const i = sk.backendInfo();
+      console.log(JSON.stringify({ backend: i.backend, moduleLoading: i.moduleLoading ?? null, env: process.env.CUDA_MODULE_LOADING ?? null }));`;
+    const byDefault = runWith(undefined, code);
+    if (!cudaUsable()) {
+      // No usable GPU: nothing was loaded, nothing is reported (the variable may still have been set for cuInit).
+      expect(byDefault.moduleLoading).toBeNull();
+      return;
+    }
+    expect(byDefault).toEqual({ backend: 'cuda', moduleLoading: 'eager', env: 'EAGER' });
+    expect(runWith('LAZY', code)).toEqual({ backend: 'cuda', moduleLoading: 'lazy', env: 'LAZY' });
+  });
+
+});
+
+describeGpu('first kernel launches (CUDA)', () => {
+  test('the first launch of each op does not wait for a busy GPU (no lazy kernel loading on the event loop)', () => {
+    // Everything is created (and the runtime kernels loaded) first; then, behind a 1.5 s spin, the first
+    // launch of the attention, SpMM, DeltaLinear and PBS kernels in this process.
+    const code = `const sk = ${requireLib};
+      (async () => {
+        const ctx = new sk.Context({ device: 'cuda' });
+        let seed = 7;
+        const rnd = (n) => Float32Array.from({ length: n }, () => (seed = (seed * 48271) % 2147483647) / 2147483647 - 0.5);
+        const mk = (dims, dtype = 'bfloat16') => sk.Tensor.from(rnd(dims.reduce((a, b) => a * b, 1)), dims, { dtype, context: ctx });
+        const [H, N, D] = [2, 300, 64];
+        const q = mk([1, H, N, D]), k = mk([1, H, N, D]), v = mk([1, H, N, D]);
+        const layout = sk.BlockLayout.denseCausal({ seqLen: N, blockSize: 64 });
+        const W = await sk.BlockSparseMatrix.fromDense(mk([256, 512]), { blockShape: [32, 32], sparsity: 0.5 });
+        const xs = mk([64, 512]);
+        const layer = new sk.DeltaLinear(mk([128, 256], 'float16'), null, { threshold: 0.05 });
+        const state = layer.createState(4);
+        const xd = mk([4, 256], 'float16');
+        await ctx.synchronize();
+        ctx.stream._native.spinForTesting(1500);
+        const t0 = performance.now();
+        sk.blockSparseAttention(q, k, v, layout);
+        sk.spmm(xs, W);
+        layer.step(state, xd);
+        sk.pbsAttention(q, k, v, { threshold: 0.9 });
+        const enqueueMs = performance.now() - t0;
+        const pending = ctx.stream.pending;
+        await ctx.synchronize();
+        console.log(JSON.stringify({ enqueueMs, pending, moduleLoading: sk.backendInfo().moduleLoading }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const eager = runWith(undefined, code);
+    const lazy = runWith('LAZY', code);
+    console.log(`[module loading] first launches behind a 1.5 s spin: eager ${eager.enqueueMs.toFixed(1)} ms, lazy ${lazy.enqueueMs.toFixed(1)} ms (CUDA_MODULE_LOADING=LAZY, for comparison)`);
+    expect(eager.moduleLoading).toBe('eager');
+    expect(eager.pending).toBeGreaterThan(0);
+    expect(eager.enqueueMs).toBeLessThan(500);
   });
 });

@@ -1,3 +1,4 @@
+import * as os from 'node:os';
 import { Tensor } from '../../lib/tensor';
 import { DTYPES, type DType, float32ToBFloat16Bits, float32ToFloat16Bits, fromHalfBits } from '../../lib/dtype';
 import { DisposedError, OutOfMemoryError } from '../../lib/errors';
@@ -176,5 +177,18 @@ describe('Tensor argument validation', () => {
     const fits = Tensor.from(new Float32Array(1024).fill(3), [1024], { context: capped });
     expect((await fits.toArray())[1023]).toBe(3);
     capped.dispose();
+  });
+
+  test('a host allocation larger than the machine\'s memory fails as ERR_OUT_OF_MEMORY whatever the overcommit policy', async () => {
+    // With vm.overcommit_memory=1 (common on GPU hosts) malloc grants it and zero-filling it gets the
+    // process OOM-killed; the allocator refuses anything above RAM (or the cgroup limit) itself.
+    const ctx = new Context({ device: 'cpu' });
+    const bytes = 2 * os.totalmem();
+    const huge = Tensor.zeros([2, Math.ceil(bytes / 8)], { context: ctx });
+    await expect(huge.toArray()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY', message: expect.stringMatching(/more than this process can hold/) });
+    await expect(ctx.synchronize()).rejects.toMatchObject({ code: 'ERR_OUT_OF_MEMORY' });
+    expect(ctx.memory().tensors).toBe(0);
+    huge.dispose();
+    ctx.dispose();
   });
 });
