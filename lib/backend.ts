@@ -50,6 +50,12 @@ export interface BackendInfo {
    * (CUDA_MODULE_LOADING=LAZY) or another library initialised CUDA first.
    */
   moduleLoading?: 'eager' | 'lazy' | 'unknown';
+  /**
+   * Who chose it: "sparse-kernels" (set EAGER), "environment" (CUDA_MODULE_LOADING was set), "cuda-default"
+   * (left unset: a GPU has no machine code in this binary and would JIT every kernel's PTX eagerly, or NVML
+   * could not be asked).
+   */
+  moduleLoadingSource?: 'sparse-kernels' | 'environment' | 'cuda-default';
   /** Absolute path of the loaded .node file. */
   binaryPath: string;
   napiVersion: number;
@@ -123,7 +129,12 @@ export function backendInfo(): BackendInfo {
     devices: probe.devices.map((d) => ({ ...d })),
     builtArchitectures: probe.builtArchitectures,
     builtWithCuda: probe.builtWithCuda,
-    ...(probe.builtWithCuda && probe.moduleLoading && probe.devices.length > 0 ? { moduleLoading: probe.moduleLoading as BackendInfo['moduleLoading'] } : {}),
+    ...(probe.builtWithCuda && probe.moduleLoading && probe.devices.length > 0
+      ? {
+          moduleLoading: probe.moduleLoading as BackendInfo['moduleLoading'],
+          moduleLoadingSource: probe.moduleLoadingSource as BackendInfo['moduleLoadingSource'],
+        }
+      : {}),
     binaryPath: path,
     napiVersion: binding.napiVersion,
     buildMetadata: metadata,
@@ -151,7 +162,12 @@ export function formatBackendInfo(info: BackendInfo): string {
     `built with CUDA: ${info.builtWithCuda ? `yes (architectures ${info.builtArchitectures || 'n/a'})` : 'no'}`,
     `CUDA driver:    ${v(info.driverVersion)}`,
     `CUDA runtime:   ${v(info.runtimeVersion)}`,
-    ...(info.moduleLoading ? [`CUDA modules:   ${info.moduleLoading} loading${info.moduleLoading === 'lazy' ? ' (CUDA_MODULE_LOADING=LAZY or CUDA initialised by another library: first launches may wait for a busy GPU)' : ''}`] : []),
+    ...(info.moduleLoading
+      ? [
+          `CUDA modules:   ${info.moduleLoading} loading (${info.moduleLoadingSource ?? 'unknown source'})` +
+            (info.moduleLoading === 'lazy' ? ': the first launch of each kernel may wait for a busy GPU' : ''),
+        ]
+      : []),
     `CPU:            ${info.cpu.threads} threads, ${info.cpu.dispatch} kernels (${info.cpu.features.join(', ') || 'baseline'})`,
   ];
   if (info.devices.length === 0) lines.push('devices:        none');

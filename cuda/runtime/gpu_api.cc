@@ -3,6 +3,7 @@
 #include "runtime/gpu_api.h"
 
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <atomic>
 #include <cstdint>
@@ -48,9 +49,60 @@ void configure_pool_once(int device) {
 // all at CUDA initialisation instead (tens of milliseconds, once). The driver reads the variable at
 // cuInit, so it only takes effect when this probe is the process's first CUDA call, and a value the user
 // set (CUDA_MODULE_LOADING=LAZY to keep lazy loading) is left alone.
+//
+// Only where every GPU has machine code (SASS) in this binary: a GPU that would run our PTX (a newer
+// architecture) would JIT-compile every kernel at initialisation, minutes instead of milliseconds.
+// NVML answers the compute capabilities without initialising CUDA (which would fix the loading mode).
+
+bool built_with_sass_for(int cc) {
+  const std::string archs = SK_CUDA_ARCHS;  // "80-real,86-real,89-real,90-real,90-virtual" or "90"
+  size_t start = 0;
+  while (start <= archs.size()) {
+    size_t end = archs.find_first_of(",;", start);
+    if (end == std::string::npos) end = archs.size();
+    const std::string tok = archs.substr(start, end - start);
+    start = end + 1;
+    if (tok.empty() || tok.find("virtual") != std::string::npos) continue;
+    if (std::atoi(tok.c_str()) == cc) return true;  // "90", "90-real", "90a-real"
+  }
+  return false;
+}
+
+bool every_gpu_has_sass() {
+  void* nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (nvml == nullptr) return false;
+  // nvmlReturn_t is an int enum (0 = NVML_SUCCESS); nvmlDevice_t an opaque pointer.
+  using InitFn = int (*)();
+  using CountFn = int (*)(unsigned*);
+  using HandleFn = int (*)(unsigned, void**);
+  using CcFn = int (*)(void*, int*, int*);
+  auto init = reinterpret_cast<InitFn>(dlsym(nvml, "nvmlInit_v2"));
+  auto count = reinterpret_cast<CountFn>(dlsym(nvml, "nvmlDeviceGetCount_v2"));
+  auto handle = reinterpret_cast<HandleFn>(dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2"));
+  auto cc = reinterpret_cast<CcFn>(dlsym(nvml, "nvmlDeviceGetCudaComputeCapability"));
+  auto shutdown = reinterpret_cast<InitFn>(dlsym(nvml, "nvmlShutdown"));
+  bool all = false;
+  if (init && count && handle && cc && shutdown && init() == 0) {
+    unsigned n = 0;
+    all = count(&n) == 0 && n > 0;
+    for (unsigned i = 0; all && i < n; ++i) {
+      void* dev = nullptr;
+      int major = 0, minor = 0;
+      all = handle(i, &dev) == 0 && cc(dev, &major, &minor) == 0 && built_with_sass_for(major * 10 + minor);
+    }
+    shutdown();
+  }
+  dlclose(nvml);
+  return all;
+}
+
 void default_to_eager_module_loading(ProbeResult* r) {
   if (std::getenv("CUDA_MODULE_LOADING") != nullptr) {
     r->module_loading_source = "environment";
+    return;
+  }
+  if (!every_gpu_has_sass()) {
+    r->module_loading_source = "cuda-default";  // PTX JIT (or no NVML to ask): CUDA's lazy default
     return;
   }
   setenv("CUDA_MODULE_LOADING", "EAGER", 0);

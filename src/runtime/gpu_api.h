@@ -31,7 +31,8 @@ struct ProbeResult {
   std::vector<DeviceInfo> devices;
   std::string built_architectures;  // e.g. "80;86;89;90;90-virtual"
   // CUDA module loading in effect: "eager" | "lazy" | "unknown" (cuModuleGetLoadingMode), and who chose it:
-  // "sparse-kernels" (CUDA_MODULE_LOADING was unset, so the probe set EAGER) | "environment" (the user's).
+  // "sparse-kernels" (CUDA_MODULE_LOADING was unset, so the probe set EAGER) | "environment" (the user's) |
+  // "cuda-default" (unset and left so: a GPU without SASS in this binary, or NVML not found).
   std::string module_loading = "unknown";
   std::string module_loading_source;
 };
