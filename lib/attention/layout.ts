@@ -458,7 +458,7 @@ export class BlockLayout {
       if (c.isDisposed) this._device.delete(c);
       else if (c === ctx && ![t.fullCounts, t.fullIndices, t.maskCounts, t.maskIndices].every((x) => !x.isDisposed && !x._error)) {
         // A failed upload (out of memory) or a tensor disposed behind our back: upload again.
-        disposeTensors(t);
+        disposeLayoutTensors(t);
         this._device.delete(c);
       }
     }
@@ -483,20 +483,12 @@ export class BlockLayout {
 
   /** @internal */
   _nativeDims() {
-    return {
-      layoutBatch: this.batch,
-      layoutHeads: this.heads,
-      qBlocks: this.queryBlocks,
-      kBlocks: this.keyBlocks,
-      maxBlocks: this.maxBlocks,
-      maskMaxBlocks: this.maskMaxBlocks,
-      blockSize: this.blockSize,
-    };
+    return nativeLayoutDims(this);
   }
 
   /** Frees the device copies (after any queued op that uses them); the layout can no longer be used by an op. */
   dispose(): void {
-    for (const t of this._device.values()) disposeTensors(t);
+    for (const t of this._device.values()) disposeLayoutTensors(t);
     this._device.clear();
     this._disposed = true;
   }
@@ -513,7 +505,29 @@ export class BlockLayout {
   }
 }
 
-function disposeTensors(t: LayoutTensors): void {
+/** @internal The layout geometry as the native ops take it (BlockLayout and PBS's device layouts). */
+export function nativeLayoutDims(l: {
+  readonly batch: number;
+  readonly heads: number;
+  readonly queryBlocks: number;
+  readonly keyBlocks: number;
+  readonly maxBlocks: number;
+  readonly maskMaxBlocks: number;
+  readonly blockSize: number;
+}) {
+  return {
+    layoutBatch: l.batch,
+    layoutHeads: l.heads,
+    qBlocks: l.queryBlocks,
+    kBlocks: l.keyBlocks,
+    maxBlocks: l.maxBlocks,
+    maskMaxBlocks: l.maskMaxBlocks,
+    blockSize: l.blockSize,
+  };
+}
+
+/** @internal */
+export function disposeLayoutTensors(t: LayoutTensors): void {
   t.fullCounts.dispose();
   t.fullIndices.dispose();
   t.maskCounts.dispose();

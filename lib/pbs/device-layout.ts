@@ -14,7 +14,7 @@
  * BlockLayout's constructor is private to lib/attention (it validates host lists), so this class does not
  * call it: it implements the same surface and is linked into BlockLayout's prototype chain.
  */
-import { BlockLayout, type LayoutTensors } from '../attention/layout.js';
+import { BlockLayout, disposeLayoutTensors, nativeLayoutDims, type LayoutTensors } from '../attention/layout.js';
 import type { Context } from '../context.js';
 import { DisposedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
@@ -132,23 +132,12 @@ class PbsDeviceLayout {
 
   /** @internal */
   _nativeDims() {
-    return {
-      layoutBatch: this.batch,
-      layoutHeads: this.heads,
-      qBlocks: this.queryBlocks,
-      kBlocks: this.keyBlocks,
-      maxBlocks: this.maxBlocks,
-      maskMaxBlocks: this.maskMaxBlocks,
-      blockSize: this.blockSize,
-    };
+    return nativeLayoutDims(this);
   }
 
   /** Frees the device lists (after any queued op that uses them). */
   dispose(): void {
-    this._lt.fullCounts.dispose();
-    this._lt.fullIndices.dispose();
-    this._lt.maskCounts.dispose();
-    this._lt.maskIndices.dispose();
+    disposeLayoutTensors(this._lt);
     this._disposed = true;
   }
 
